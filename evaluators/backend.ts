@@ -1,0 +1,141 @@
+/**
+ * Tensor backend resolution. `auto` tries, in order: a hardware WebGPU adapter, tfjs-node-gpu, tfjs-node, wasm, cpu.
+ * Native packages can fail to load in many ways (missing module, missing binary, bad ABI): any error means
+ * "not available". tf.setBackend's boolean is checked, since a failed init only prints a warning.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { createRequire } from 'node:module';
+import { UsageError } from '../src/errors.js';
+import { registerWasmKernels } from './kernels/wasm.js';
+
+export const BACKEND_NAMES = ['auto', 'webgpu', 'tensorflow', 'wasm', 'cpu'] as const;
+export type BackendName = (typeof BACKEND_NAMES)[number];
+
+export interface BackendInfo {
+  /** What was asked for. */
+  requested: BackendName;
+  /** The tfjs backend that runs (tf.getBackend()). */
+  name: string;
+  /** Human-readable detail: package, adapter description, threads. */
+  detail: string;
+  /** WebGPU only: adapter description and whether it is a software fallback (e.g. lavapipe). */
+  adapter?: { description: string; vendor?: string; architecture?: string; isFallbackAdapter: boolean };
+  /** What was tried before, with the reason it was skipped. */
+  skipped: string[];
+}
+
+export function parseBackendName(raw: string | undefined): BackendName {
+  const v = raw ?? 'auto';
+  if (!(BACKEND_NAMES as readonly string[]).includes(v)) throw new UsageError(`unknown backend '${v}' (known: ${BACKEND_NAMES.join(', ')})`);
+  return v as BackendName;
+}
+
+const require = createRequire(import.meta.url);
+
+type Attempt = () => Promise<{ name: string; detail: string; adapter?: BackendInfo['adapter'] }>;
+
+function errMessage(e: unknown): string {
+  const m = e instanceof Error ? e.message : String(e);
+  return m.split('\n')[0]!.slice(0, 200);
+}
+
+async function activate(name: string): Promise<void> {
+  let ok: boolean;
+  try {
+    ok = await tf.setBackend(name);
+    await tf.ready();
+  } catch (e) {
+    throw new Error(`setBackend('${name}') threw: ${errMessage(e)}`);
+  }
+  if (!ok || tf.getBackend() !== name) throw new Error(`setBackend('${name}') returned false`);
+}
+
+async function tryNative(pkg: '@tensorflow/tfjs-node-gpu' | '@tensorflow/tfjs-node'): Promise<{ name: string; detail: string }> {
+  // The native packages bundle their own tfjs-core; loading registers the 'tensorflow' backend into the
+  // shared engine only if they resolve the same @tensorflow/tfjs-core. Any failure means unavailable.
+  try {
+    require(pkg);
+  } catch (e) {
+    throw new Error(`${pkg} not loadable: ${errMessage(e)}`);
+  }
+  if (!tf.findBackendFactory('tensorflow')) throw new Error(`${pkg} loaded but registered no 'tensorflow' backend`);
+  await activate('tensorflow');
+  return { name: 'tensorflow', detail: pkg };
+}
+
+let wasmLoaded = false;
+async function tryWasm(): Promise<{ name: string; detail: string }> {
+  if (!wasmLoaded) {
+    await import('@tensorflow/tfjs-backend-wasm');
+    wasmLoaded = true;
+  }
+  await activate('wasm');
+  registerWasmKernels();
+  return { name: 'wasm', detail: '@tensorflow/tfjs-backend-wasm (single-threaded, SIMD)' };
+}
+
+async function tryCpu(): Promise<{ name: string; detail: string }> {
+  await activate('cpu');
+  return { name: 'cpu', detail: '@tensorflow/tfjs-backend-cpu (plain JS)' };
+}
+
+async function tryWebgpu(requireHardware: boolean): Promise<{ name: string; detail: string; adapter?: BackendInfo['adapter'] }> {
+  const { initWebgpu } = await import('./webgpu.js');
+  return initWebgpu({ requireHardware });
+}
+
+let current: BackendInfo | null = null;
+
+/** The backend chosen by the last initBackend call in this thread, or null. */
+export function currentBackend(): BackendInfo | null {
+  return current;
+}
+
+/**
+ * Activates a backend. Explicit names fail with a UsageError when unavailable; `auto` falls through.
+ * Idempotent within a thread for the same request.
+ */
+export async function initBackend(requested: BackendName = 'auto'): Promise<BackendInfo> {
+  if (current && current.requested === requested && tf.getBackend() === current.name) return current;
+  const chain: [string, Attempt][] =
+    requested === 'auto'
+      ? [
+          ['webgpu (hardware adapter)', () => tryWebgpu(true)],
+          ['@tensorflow/tfjs-node-gpu', () => tryNative('@tensorflow/tfjs-node-gpu')],
+          ['@tensorflow/tfjs-node', () => tryNative('@tensorflow/tfjs-node')],
+          ['wasm', tryWasm],
+          ['cpu', tryCpu],
+        ]
+      : requested === 'tensorflow'
+        ? [
+            ['@tensorflow/tfjs-node-gpu', () => tryNative('@tensorflow/tfjs-node-gpu')],
+            ['@tensorflow/tfjs-node', () => tryNative('@tensorflow/tfjs-node')],
+          ]
+        : requested === 'webgpu'
+          ? [['webgpu', () => tryWebgpu(false)]]
+          : requested === 'wasm'
+            ? [['wasm', tryWasm]]
+            : [['cpu', tryCpu]];
+  const skipped: string[] = [];
+  for (const [label, attempt] of chain) {
+    try {
+      const r = await attempt();
+      current = { requested, name: r.name, detail: r.detail, skipped, ...(r.adapter ? { adapter: r.adapter } : {}) };
+      return current;
+    } catch (e) {
+      skipped.push(`${label}: ${errMessage(e)}`);
+    }
+  }
+  throw new UsageError(`backend '${requested}' is not available here (${skipped.join('; ')})`);
+}
+
+/** One line for logs and progress output. */
+export function describeBackend(b: BackendInfo): string {
+  const a = b.adapter ? ` adapter="${b.adapter.description}"${b.adapter.isFallbackAdapter ? ' (software fallback)' : ''}` : '';
+  return `backend ${b.name} (${b.detail})${a}`;
+}
+
+/** The record stored in every result file. */
+export function backendRecord(b: BackendInfo): Record<string, unknown> {
+  return { name: b.name, requested: b.requested, detail: b.detail, ...(b.adapter ? { adapter: b.adapter } : {}) };
+}
