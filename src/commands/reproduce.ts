@@ -1,0 +1,94 @@
+import { resolve, dirname, join } from 'node:path';
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { parseFlags } from '../cli-args.js';
+import { UsageError } from '../errors.js';
+import { parseBackendName } from '../../evaluators/backend.js';
+import { PUBLISHED_SEEDS } from '../pipeline/config.js';
+import { PUBLISHED } from '../pipeline/published.js';
+import { search } from '../pipeline/run.js';
+import { pipelineProgress } from '../pipeline/cli-output.js';
+import { SEARCH_FLAGS, searchOptionsFromFlags } from './search.js';
+
+export const summary = "prunus reproduce: run OLMP's whole LeNet recipe with the published seed and print it against the published figures";
+export const usage = `usage: prunus reproduce lenet-300-100|lenet-5 [search options] [--fixtures DIR] [--quick] [--json]
+
+Trains the reference (10,000 iterations, cached), runs the pruning pipeline with the published seed
+(961449 / 981118) and prints a table: Han et al., DNS, OLMP as published; the OLMP authors' released model
+measured by prunus (with --fixtures, default ../shared/fixtures/olmp-released when present); and this run.
+Any 'prunus search' option applies (e.g. --optimizer, --constraint, --max-acc-drop).`;
+
+function defaultFixtures(): string | null {
+  const here = dirname(fileURLToPath(import.meta.url));
+  for (const c of [resolve('../shared/fixtures/olmp-released'), resolve(here, '../../../../shared/fixtures/olmp-released')]) {
+    if (existsSync(join(c, 'README.md'))) return c;
+  }
+  return null;
+}
+
+export interface ReproRow {
+  method: string;
+  compression: number;
+  testError: number;
+  source: string;
+  wallTimeS?: number;
+}
+
+async function releasedRows(model: string, fixtures: string | null, backend: string): Promise<ReproRow[]> {
+  if (!fixtures) return [];
+  try {
+    const mod = (await import('../olmp-released/figures.js')) as unknown as {
+      measureReleased?: (dir: string, backend: string) => Promise<{ model: string; variant: string; accuracy: number; compression: number }[]>;
+    };
+    if (!mod.measureReleased) return [];
+    const rows = await mod.measureReleased(fixtures, backend);
+    return rows
+      .filter((r) => r.model === model && r.variant === 'compressed')
+      .map((r) => ({ method: 'OLMP released model', compression: r.compression, testError: 1 - r.accuracy, source: 'measured by prunus' }));
+  } catch (e) {
+    if (e instanceof UsageError) throw e;
+    return [];
+  }
+}
+
+export function formatTable(model: string, rows: ReproRow[]): string {
+  const head = `| ${model} | compression | test error | source | wall time |\n|---|---|---|---|---|`;
+  const body = rows.map((r) => `| ${r.method} | ${r.compression.toFixed(1)}x | ${(r.testError * 100).toFixed(2)}% | ${r.source} | ${r.wallTimeS !== undefined ? `${r.wallTimeS.toFixed(0)} s` : ''} |`);
+  return [head, ...body].join('\n');
+}
+
+export async function run(argv: string[]): Promise<number> {
+  const { values: v, positionals } = parseFlags(argv, { ...SEARCH_FLAGS, fixtures: { type: 'string' } }, 'reproduce');
+  const model = positionals[0];
+  if (positionals.length !== 1 || !model || !(model in PUBLISHED)) throw new UsageError(`reproduce: give one model, lenet-300-100 or lenet-5${model ? ` (got '${model}')` : ''}`);
+  if (v.model !== undefined && v.model !== model) throw new UsageError(`reproduce: --model ${v.model} contradicts '${model}'`);
+  const opts = searchOptionsFromFlags(v as Record<string, string | boolean | undefined>, model);
+  if (opts.seed === undefined) opts.seed = PUBLISHED_SEEDS[model]!;
+  opts.backend = parseBackendName(v.backend as string);
+  if (typeof v.out === 'string') opts.out = v.out;
+  const json = Boolean(v.json);
+  opts.log = (line) => process.stderr.write(`prunus: ${line}\n`);
+  const fixtures = typeof v.fixtures === 'string' ? resolve(v.fixtures) : defaultFixtures();
+  if (typeof v.fixtures === 'string' && !existsSync(fixtures!)) throw new UsageError(`--fixtures ${v.fixtures} does not exist`);
+  const progress = pipelineProgress(json);
+  const report = await search(opts, progress.hooks);
+  progress.stop();
+  const backend = String((report.backend as { name: string }).name);
+  const rows: ReproRow[] = [
+    ...PUBLISHED[model]!.map((p) => ({ ...p, source: p.source })),
+    ...(await releasedRows(model, fixtures, backend)),
+    {
+      method: `prunus OLMP (${report.optimizer}, ${report.constraint}${opts.quick ? ', quick' : ''})`,
+      compression: report.compression,
+      testError: report.testError,
+      source: `seed ${report.seed}, ${backend}`,
+      wallTimeS: report.wallTimeMs / 1000,
+    },
+  ];
+  if (json) {
+    process.stdout.write(JSON.stringify({ ...report, reproduction: rows }) + '\n');
+  } else {
+    process.stdout.write(formatTable(model, rows) + '\n');
+  }
+  return 0;
+}

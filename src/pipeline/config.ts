@@ -1,0 +1,169 @@
+/**
+ * The OLMP pipeline's configuration (spec olmp.md §3–§5): every schedule constant, with the spec's values as
+ * defaults, per-model constants, the --quick preset, and validation of user values.
+ */
+import { getArchitecture, prunableOps } from '../../models/architectures.js';
+import { UsageError, check, parseNumber } from '../errors.js';
+
+export const OLMP_OPTIMIZERS = ['ncs', 'olmp-released', 'random'] as const;
+export type OlmpOptimizer = (typeof OLMP_OPTIMIZERS)[number];
+export const CONSTRAINTS = ['batch', 'validation'] as const;
+export type ConstraintMode = (typeof CONSTRAINTS)[number];
+
+export interface OlmpConfig {
+  model: string;
+  dataset: string;
+  dataDir: string | null;
+  splitSeed: number;
+  seed: number;
+  /** Model folder of a trained reference; null = train one (cached under results/references/). */
+  reference: string | null;
+  referenceIterations: number;
+  /** Total pruning+adjusting iterations (spec: 30,001). */
+  iterations: number;
+  /** Masks are updated and searched while t < pruneUntil (spec: 15,000). */
+  pruneUntil: number;
+  searchPeriod: number;
+  logPeriod: number;
+  checkpointPeriod: number;
+  /** Mask-update gamma per prunable layer: p_k(t) = 1/(1+gamma_k t). */
+  gamma: number[];
+  /** Initial crate of every layer (the released code sets 0.001 before the first step). */
+  initialCrate: number;
+  /** NCS step size before the first division (50 in the code; ÷10 at t=0 gives 5). */
+  sigma0: number;
+  /** Iterations at which sigma0 is divided by 10 (t=0; LeNet-5 also t=10000). */
+  sigmaDivideAt: number[];
+  /** Crate box bounds. */
+  bounds: [number, number];
+  popSize: number;
+  /** Evaluations per search (spec: 1,600 = 160 generations of 10). */
+  searchBudget: number;
+  optimizer: OlmpOptimizer;
+  constraint: ConstraintMode;
+  /** 'batch' mode: allowed accuracy loss on the 64-image batch, relative to the current accuracy. */
+  delta: number;
+  /** 'validation' mode: allowed loss of validation accuracy relative to the reference's. */
+  maxAccDrop: number;
+  /** Stop pruning once compression reaches this (then retrain). */
+  targetCompression: number | null;
+  /** Stop pruning once non-zeros fall to this (then retrain). */
+  maxParams: number | null;
+  /** Wall-clock budget in seconds; the run stops in time and keeps the best feasible model so far. */
+  timeBudget: number | null;
+  batchSize: number;
+  /** Evaluator pool size (0 = in-process). */
+  workers: number;
+  limit: { train?: number; validation?: number; test?: number };
+  quick: boolean;
+}
+
+/** Per-model constants of the released scripts (spec §3–§5). */
+export function modelDefaults(model: string): Partial<OlmpConfig> {
+  const arch = getArchitecture(model);
+  const base: Partial<OlmpConfig> = { gamma: arch.maskGamma.slice() };
+  if (model === 'lenet-5') return { ...base, bounds: [0, 20], delta: 0.05, sigmaDivideAt: [0, 10000] };
+  return { ...base, bounds: [0, 10], delta: 0.08, sigmaDivideAt: [0] };
+}
+
+export const PUBLISHED_SEEDS: Record<string, number> = { 'lenet-300-100': 961449, 'lenet-5': 981118 };
+
+export function defaultConfig(model: string): OlmpConfig {
+  return {
+    model,
+    dataset: 'mnist',
+    dataDir: null,
+    splitSeed: 0,
+    seed: PUBLISHED_SEEDS[model] ?? 1,
+    reference: null,
+    referenceIterations: 10000,
+    iterations: 30001,
+    pruneUntil: 15000,
+    searchPeriod: 1000,
+    logPeriod: 500,
+    checkpointPeriod: 500,
+    gamma: [],
+    initialCrate: 0.001,
+    sigma0: 50,
+    sigmaDivideAt: [0],
+    bounds: [0, 10],
+    popSize: 10,
+    searchBudget: 1600,
+    optimizer: 'ncs',
+    constraint: 'validation',
+    delta: 0.08,
+    maxAccDrop: 0.01,
+    targetCompression: null,
+    maxParams: null,
+    timeBudget: null,
+    batchSize: 64,
+    workers: 0,
+    limit: {},
+    quick: false,
+    ...modelDefaults(model),
+  };
+}
+
+/** The --quick preset: the whole pipeline end to end on a data subset in about a minute. */
+export function quickPreset(model: string): Partial<OlmpConfig> {
+  return {
+    quick: true,
+    referenceIterations: 300,
+    iterations: 401,
+    pruneUntil: 200,
+    searchPeriod: 100,
+    logPeriod: 50,
+    checkpointPeriod: 50,
+    searchBudget: 60,
+    // Scale the schedule so that mask-update probabilities decay over the short run as they do over 30k iterations.
+    gamma: getArchitecture(model).maskGamma.map((g) => g * 75),
+    sigmaDivideAt: model === 'lenet-5' ? [0, 133] : [0],
+    limit: { train: 6000, validation: 1000, test: 2000 },
+  };
+}
+
+/** Checks a whole config; throws a one-line UsageError naming the field. */
+export function validateConfig(c: OlmpConfig): OlmpConfig {
+  const arch = getArchitecture(c.model);
+  const L = prunableOps(arch).length;
+  const posInt = (name: string, v: number) => parseNumber(`--${name}`, v, { min: 1, integer: true });
+  posInt('iterations', c.iterations);
+  posInt('reference-iterations', c.referenceIterations);
+  posInt('search-period', c.searchPeriod);
+  posInt('log-period', c.logPeriod);
+  posInt('checkpoint-period', c.checkpointPeriod);
+  posInt('pop-size', c.popSize);
+  posInt('search-budget', c.searchBudget);
+  posInt('batch-size', c.batchSize);
+  parseNumber('--prune-until', c.pruneUntil, { min: 0, integer: true });
+  parseNumber('--seed', c.seed, { min: 0, integer: true });
+  parseNumber('--split-seed', c.splitSeed, { min: 0, integer: true });
+  parseNumber('--workers', c.workers, { min: 0, integer: true, max: 64 });
+  parseNumber('--sigma0', c.sigma0, { min: 0, exclusiveMin: true });
+  parseNumber('--initial-crate', c.initialCrate, { min: 0 });
+  parseNumber('--delta', c.delta, { min: 0, max: 1 });
+  parseNumber('--max-acc-drop', c.maxAccDrop, { min: 0, max: 1 });
+  check(c.gamma.length === L, `--gamma needs ${L} values for ${c.model} (one per prunable layer), got ${c.gamma.length}`);
+  c.gamma.forEach((g) => parseNumber('--gamma', g, { min: 0 }));
+  check(c.bounds.length === 2 && c.bounds[0] >= 0 && c.bounds[1] > c.bounds[0], `--bounds must be two numbers 0 <= lower < upper, got ${c.bounds.join(',')}`);
+  if (c.targetCompression !== null) parseNumber('--target-compression', c.targetCompression, { min: 1 });
+  if (c.maxParams !== null) parseNumber('--max-params', c.maxParams, { min: 1, integer: true });
+  if (c.timeBudget !== null) parseNumber('--time-budget', c.timeBudget, { min: 0, exclusiveMin: true });
+  if (!(OLMP_OPTIMIZERS as readonly string[]).includes(c.optimizer)) throw new UsageError(`unknown optimizer '${c.optimizer}' (known: ${OLMP_OPTIMIZERS.join(', ')})`);
+  if (!(CONSTRAINTS as readonly string[]).includes(c.constraint)) throw new UsageError(`unknown constraint '${c.constraint}' (known: ${CONSTRAINTS.join(', ')})`);
+  for (const [k, v] of Object.entries(c.limit)) if (v !== undefined) parseNumber(`limit.${k}`, v, { min: 1, integer: true });
+  return c;
+}
+
+/** Parses "--time-budget" values like 90, 90s, 15m, 2h. */
+export function parseDuration(flag: string, raw: string): number {
+  const m = /^([0-9]*\.?[0-9]+)\s*(s|m|h)?$/.exec(raw.trim());
+  if (!m) throw new UsageError(`${flag} must be a duration like 90, 90s, 15m or 2h, got '${raw}'`);
+  const v = Number(m[1]) * (m[2] === 'h' ? 3600 : m[2] === 'm' ? 60 : 1);
+  if (!(v > 0)) throw new UsageError(`${flag} must be positive, got '${raw}'`);
+  return v;
+}
+
+export function parseNumberList(flag: string, raw: string): number[] {
+  return raw.split(',').map((s) => parseNumber(flag, s));
+}

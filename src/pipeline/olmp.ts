@@ -1,0 +1,467 @@
+/**
+ * The OLMP "pruning and adjusting" pipeline (spec olmp.md §5), resumable.
+ *
+ *   phase reference : dense Caffe-SGD training from Xavier init (skipped with --reference or a cached reference)
+ *   phase pruning   : t < pruneUntil — DNS masked training; each layer is selected with p = 1/(1+γ_k t) and its
+ *                     masks are updated at its current crate; every searchPeriod iterations with ≥2 layers selected,
+ *                     the optimiser searches the selected layers' crates under the accuracy constraint
+ *   phase adjusting : masks frozen, training continues to `iterations`
+ *
+ * Deviations from the released code, on purpose: candidate evaluation is stateless (each candidate's masks come
+ * from the masks at the start of the search), and the chosen crates are applied to that same state, not to the
+ * state left by the last candidate (spec §7.6). The per-iteration update requests lost to Caffe's test pass at
+ * t ≡ 499 (mod 500) are not replicated.
+ */
+import { existsSync, readFileSync, appendFileSync, mkdirSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { type OlmpConfig } from './config.js';
+import { saveCheckpoint, loadCheckpoint, truncateJsonl } from './checkpoint.js';
+import { getArchitecture, prunableOps, type Architecture } from '../../models/architectures.js';
+import { initParams, onesMasks, sizeReport, cloneMasks, type ModelParams, type LayerMasks } from '../../models/params.js';
+import { magnitudeStats, masksForCrates, type MagnitudeStats } from '../../models/masks.js';
+import { saveModel, loadModel } from '../../models/io.js';
+import { loadDataset, type Dataset, type ImageSet } from '../data/datasets.js';
+import { Rng, type RngState } from '../rng.js';
+import { writeJsonAtomic } from '../atomic.js';
+import { initBackend, backendRecord, type BackendInfo, type BackendName } from '../../evaluators/backend.js';
+import { Trainer, evaluateAccuracy, type TrainerState } from '../train/index.js';
+import { createInProcessEvaluator, createPoolEvaluator, type Evaluator } from '../../evaluators/index.js';
+import { createOptimizer, type EvalResult, type OptimizerName } from '../../search/index.js';
+import { UsageError } from '../errors.js';
+
+export type Phase = 'reference' | 'pruning' | 'adjusting' | 'done';
+
+export interface LogEvent {
+  type: 'log';
+  iteration: number;
+  phase: Phase;
+  compression: number;
+  /** Accuracy of the current masked net on the current 64-image training batch (what the released code logs). */
+  accuracy: number;
+  validationAccuracy: number;
+  loss: number;
+  lr: number;
+  elapsedMs: number;
+}
+export interface SearchEvent {
+  type: 'search';
+  iteration: number;
+  layers: string[];
+  crates: number[];
+  compression: number;
+  accuracy: number;
+  accuracyFloor: number;
+  evaluations: number;
+  feasible: boolean;
+  improved: boolean;
+  earlyExits: number;
+  cacheHits: number;
+  generations: { generation: number; evaluations: number; bestFitness: number }[];
+  elapsedMs: number;
+}
+export interface PhaseEvent {
+  type: 'phase';
+  iteration: number;
+  phase: Phase;
+  reason?: string;
+}
+export type OlmpEvent = LogEvent | SearchEvent | PhaseEvent;
+
+export interface OlmpReport {
+  status: 'finished';
+  command: 'search';
+  model: string;
+  dataset: string;
+  seed: number;
+  backend: Record<string, unknown>;
+  optimizer: string;
+  constraint: string;
+  compression: number;
+  nonZero: number;
+  params: number;
+  layers: { name: string; nonZero: number; params: number; density: number }[];
+  crates: number[];
+  validationAccuracy: number;
+  testAccuracy: number;
+  testError: number;
+  reference: { validationAccuracy: number; testAccuracy: number; source: string };
+  wallTimeMs: number;
+  evaluations: number;
+  searches: number;
+  iterations: number;
+  stoppedBy: 'iterations' | 'time-budget';
+  runDir: string;
+}
+
+export interface RunFileConfig {
+  command: 'search';
+  model: string;
+  dataset: string;
+  seed: number;
+  backend: Record<string, unknown>;
+  backendRequested: BackendName;
+  versions: Record<string, string>;
+  options: OlmpConfig;
+  resultsRoot: string;
+}
+
+interface RunState {
+  phase: Phase;
+  /** Next iteration to run in the current phase. */
+  iteration: number;
+  rng: RngState;
+  eventsCount: number;
+  elapsedMs: number;
+  crates: number[];
+  sigma0: number;
+  pruningStopped: string | null;
+  evaluations: number;
+  searches: number;
+  trainer: TrainerState | null;
+  masks: LayerMasks[];
+  reference: { params: ModelParams; validationAccuracy: number; validationCorrect: number; testAccuracy: number; source: string } | null;
+  stats: MagnitudeStats[];
+  best: { compression: number; validationAccuracy: number; iteration: number } | null;
+  timeUp: boolean;
+  /** Loss of the last SGD step (logged at the next log point). */
+  lastLoss: number | null;
+}
+
+export interface PipelineHooks {
+  onEvent?: (e: OlmpEvent) => void;
+  /** Called often (every few iterations) for progress displays. */
+  onProgress?: (p: { phase: Phase; iteration: number; total: number; compression: number; accuracy: number }) => void;
+  /** Test hook: called after each checkpoint is written. */
+  onCheckpoint?: (iteration: number, phase: Phase) => void;
+}
+
+const nowMs = () => performance.now();
+
+function referenceCacheDir(cfg: OlmpConfig, backend: string, resultsRoot: string): string {
+  const lim = cfg.limit.train ? `-n${cfg.limit.train}` : '';
+  return join(resultsRoot, 'references', `${cfg.model}-${cfg.dataset}-split${cfg.splitSeed}-s${cfg.seed}-i${cfg.referenceIterations}-b${cfg.batchSize}${lim}-${backend}`);
+}
+
+function countOnesSel(sel: boolean[]): number {
+  return sel.reduce((s, b) => s + (b ? 1 : 0), 0);
+}
+
+/** Runs (or resumes) the OLMP pipeline in `runDir`, whose config.json was written by createRun. */
+export async function runOlmp(runDir: string, hooks: PipelineHooks = {}): Promise<OlmpReport> {
+  const reportPath = join(runDir, 'report.json');
+  if (existsSync(reportPath)) return JSON.parse(readFileSync(reportPath, 'utf8')) as OlmpReport;
+  const runCfg = JSON.parse(readFileSync(join(runDir, 'config.json'), 'utf8')) as RunFileConfig;
+  const cfg = runCfg.options;
+  const backend = await initBackend(runCfg.backendRequested);
+  if (backend.name !== (runCfg.backend as { name: string }).name) {
+    throw new UsageError(`${runDir} was started on backend ${(runCfg.backend as { name: string }).name}; this machine resolves ${backend.name} (pass --backend ${(runCfg.backend as { name: string }).name})`);
+  }
+  const arch = getArchitecture(cfg.model);
+  const L = prunableOps(arch).length;
+  const data = loadDataset(cfg.dataset, { dataDir: cfg.dataDir ?? undefined, splitSeed: cfg.splitSeed, limit: cfg.limit });
+  const eventsPath = join(runDir, 'events.jsonl');
+  const sessionStart = nowMs();
+
+  let st: RunState = loadCheckpoint<RunState>(runDir) ?? {
+    phase: 'reference',
+    iteration: 0,
+    rng: new Rng(cfg.seed).state(),
+    eventsCount: 0,
+    elapsedMs: 0,
+    crates: new Array(L).fill(cfg.initialCrate),
+    sigma0: cfg.sigma0,
+    pruningStopped: null,
+    evaluations: 0,
+    searches: 0,
+    trainer: null,
+    masks: onesMasks(arch),
+    reference: null,
+    stats: [],
+    best: null,
+    timeUp: false,
+    lastLoss: null,
+  };
+  truncateJsonl(eventsPath, st.eventsCount);
+  const rng = Rng.fromState(st.rng);
+  const elapsed = () => st.elapsedMs + (nowMs() - sessionStart);
+  const emit = (e: OlmpEvent) => {
+    appendFileSync(eventsPath, JSON.stringify(e) + '\n');
+    st.eventsCount++;
+    hooks.onEvent?.(e);
+  };
+  let trainer: Trainer | null = null;
+  const checkpoint = () => {
+    st.rng = rng.state();
+    st.trainer = trainer ? trainer.state() : null;
+    const saved = { ...st, elapsedMs: elapsed() };
+    saveCheckpoint(runDir, saved);
+    hooks.onCheckpoint?.(st.iteration, st.phase);
+  };
+  const timeBudgetMs = cfg.timeBudget !== null ? cfg.timeBudget * 1000 : Infinity;
+
+  const evaluator: Evaluator = cfg.workers > 0 ? await createPoolEvaluator({ workers: cfg.workers, backend: backend.name as 'wasm' }) : await createInProcessEvaluator({});
+  try {
+    // ---- reference -------------------------------------------------------------------------------------------
+    if (st.phase === 'reference') {
+      const ref = await obtainReference(cfg, runCfg, arch, data, backend, rng, st, () => trainer, (t) => (trainer = t), checkpoint, hooks, elapsed, timeBudgetMs);
+      (trainer as Trainer | null)?.dispose();
+      trainer = null;
+      st.reference = ref;
+      st.stats = ref.params.layers.map((l) => magnitudeStats(l));
+      st.phase = 'pruning';
+      st.iteration = 0;
+      st.trainer = null;
+      emit({ type: 'phase', iteration: 0, phase: 'pruning', reason: `reference ${ref.source}: validation ${ref.validationAccuracy.toFixed(4)}, test ${ref.testAccuracy.toFixed(4)}` });
+      checkpoint();
+    }
+    const reference = st.reference!;
+
+    // ---- pruning and adjusting --------------------------------------------------------------------------------
+    trainer = st.trainer ? Trainer.restore(arch, st.trainer, data.train) : new Trainer(arch, reference.params, data.train, { solver: { batchSize: cfg.batchSize } });
+    let masks = st.masks;
+    trainer.setMasks(masks);
+    const total = cfg.iterations;
+    while (st.iteration < total && st.phase !== 'done') {
+      const t = st.iteration;
+      if (elapsed() > timeBudgetMs) {
+        st.timeUp = true;
+        emit({ type: 'phase', iteration: t, phase: 'done', reason: 'time budget spent' });
+        break;
+      }
+      const pruning = t < cfg.pruneUntil && st.pruningStopped === null;
+      if (st.phase === 'pruning' && !pruning) {
+        st.phase = 'adjusting';
+        emit({ type: 'phase', iteration: t, phase: 'adjusting', reason: st.pruningStopped ?? `t = ${cfg.pruneUntil}` });
+      }
+      let masksChanged = false;
+      if (pruning) {
+        const selected = cfg.gamma.map((g) => 1 / (1 + g * t) > rng.uniform());
+        if (cfg.sigmaDivideAt.includes(t)) st.sigma0 /= 10;
+        if (t % cfg.logPeriod === 0) logNow(t);
+        if (selected.some((s) => s)) {
+          const params = trainer.getParams();
+          masks = masksForCrates(params.layers, masks, st.stats, selected.map((s, k) => (s ? st.crates[k]! : null)));
+          masksChanged = true;
+          if (t % cfg.searchPeriod === 0 && countOnesSel(selected) >= 2) {
+            masks = await searchCrates(t, selected, params, masks);
+            const size = sizeReport(arch, masks);
+            if (cfg.targetCompression !== null && size.compression >= cfg.targetCompression) st.pruningStopped = `target compression ${cfg.targetCompression} reached (${size.compression.toFixed(1)}x)`;
+            if (cfg.maxParams !== null && size.nonZero <= cfg.maxParams) st.pruningStopped = `max params ${cfg.maxParams} reached (${size.nonZero})`;
+          }
+        }
+      } else if (t % cfg.logPeriod === 0) {
+        logNow(t);
+      }
+      if (masksChanged) trainer.setMasks(masks);
+      st.lastLoss = trainer.step().loss;
+      st.iteration = t + 1;
+      st.masks = masks;
+      if (st.iteration % 25 === 0) {
+        const size = sizeReport(arch, masks);
+        hooks.onProgress?.({ phase: st.phase, iteration: st.iteration, total, compression: size.compression, accuracy: NaN });
+      }
+      if (st.iteration % cfg.checkpointPeriod === 0 && st.iteration < total) checkpoint();
+    }
+
+    function logNow(t: number): void {
+      const batch = trainer!.peekBatch();
+      const params = trainer!.getParams();
+      const batchAcc = evaluateAccuracy(arch, params, masks, batchSet(batch, data.train)).accuracy;
+      const val = evaluateAccuracy(arch, params, masks, data.validation);
+      const size = sizeReport(arch, masks);
+      emit({ type: 'log', iteration: t, phase: st.phase, compression: size.compression, accuracy: batchAcc, validationAccuracy: val.accuracy, loss: st.lastLoss ?? NaN, lr: trainer!.lr(t), elapsedMs: Math.round(elapsed()) });
+      hooks.onProgress?.({ phase: st.phase, iteration: t, total: cfg.iterations, compression: size.compression, accuracy: val.accuracy });
+      // Keep the best feasible model so far (used when the time budget stops the run).
+      const floor = reference.validationAccuracy - cfg.maxAccDrop;
+      if (cfg.timeBudget !== null && val.accuracy >= floor && (!st.best || size.compression > st.best.compression)) {
+        st.best = { compression: size.compression, validationAccuracy: val.accuracy, iteration: t };
+        saveModel(join(runDir, 'best'), { arch, params, masks: cloneMasks(masks) }, { magnitudeStats: st.stats, meta: { iteration: t } });
+      }
+    }
+
+    async function searchCrates(t: number, selected: boolean[], params: ModelParams, startMasks: LayerMasks[]): Promise<LayerMasks[]> {
+      const started = nowMs();
+      const sel = selected.flatMap((s, k) => (s ? [k] : []));
+      const evalSet: ImageSet = cfg.constraint === 'batch' ? batchSet(trainer!.peekBatch(), data.train) : data.validation;
+      await evaluator.setContext({ arch, params, masks: startMasks, stats: st.stats, data: evalSet });
+      const n = evalSet.count;
+      const totalParams = sizeReport(arch, startMasks).params;
+      const cratesFor = (x: number[]) => st.crates.map((c, k) => { const j = sel.indexOf(k); return j >= 0 ? x[j]! : c; });
+      // acc0: the current net (all layers at their current crates, as the released code evaluates it).
+      const [e0] = await evaluator.evaluate([{ kind: 'crates', crates: st.crates.slice() }]);
+      const floorCorrect =
+        cfg.constraint === 'batch'
+          ? Math.ceil((e0!.correct / n - cfg.delta) * n - 1e-9)
+          : Math.ceil((reference.validationAccuracy - cfg.maxAccDrop) * n - 1e-9);
+      const toResult = (e: { correct: number; evaluated: number; count: number; nonZero: number; earlyExit: boolean }): EvalResult => {
+        const feasible = !e.earlyExit && e.correct >= floorCorrect;
+        return { fitness: e.nonZero / totalParams, feasible, violation: feasible ? 0 : Math.max((floorCorrect - (e.earlyExit ? e.correct + (e.count - e.evaluated) : e.correct)) / n, 1 / n) };
+      };
+      const x0 = sel.map((k) => Math.min(Math.max(st.crates[k]!, cfg.bounds[0]), cfg.bounds[1]));
+      const f0 = toResult(e0!);
+      const opt = createOptimizer(cfg.optimizer as OptimizerName, {
+        dimension: sel.length,
+        bounds: { lower: sel.map(() => cfg.bounds[0]), upper: sel.map(() => cfg.bounds[1]) },
+        x0,
+        f0,
+        seed: rng.uint32(),
+        budget: cfg.searchBudget,
+        popSize: cfg.popSize,
+        sigma0: st.sigma0,
+      });
+      const generations: SearchEvent['generations'] = [];
+      let evaluations = 1;
+      let earlyExits = 0;
+      let cacheHits = 0;
+      while (!opt.done()) {
+        const cands = opt.ask();
+        const evals = await evaluator.evaluate(cands.map((c) => ({ kind: 'crates' as const, crates: cratesFor(c.x) })), { minCorrect: floorCorrect });
+        evaluations += evals.length;
+        for (const e of evals) {
+          if (e.earlyExit) earlyExits++;
+          if (e.cacheHit) cacheHits++;
+        }
+        opt.tell(cands, evals.map(toResult));
+        const b = opt.best();
+        generations.push({ generation: opt.generation, evaluations, bestFitness: b ? (b.result.feasible ? b.result.fitness : 1 + b.result.violation) : NaN });
+      }
+      const best = opt.best();
+      let improved = false;
+      if (best && best.result.feasible && (!f0.feasible || best.result.fitness < f0.fitness)) {
+        sel.forEach((k, j) => (st.crates[k] = best.x[j]!));
+        improved = true;
+      }
+      // Apply ALL layers at the stored crates, from the state in which the candidates were scored.
+      const out = masksForCrates(params.layers, startMasks, st.stats, st.crates);
+      const size = sizeReport(arch, out);
+      const [eBest] = await evaluator.evaluate([{ kind: 'crates', crates: st.crates.slice() }]);
+      st.evaluations += evaluations;
+      st.searches++;
+      emit({
+        type: 'search',
+        iteration: t,
+        layers: sel.map((k) => prunableOps(arch)[k]!.name),
+        crates: st.crates.slice(),
+        compression: size.compression,
+        accuracy: eBest!.correct / n,
+        accuracyFloor: floorCorrect / n,
+        evaluations,
+        feasible: eBest!.correct >= floorCorrect,
+        improved,
+        earlyExits,
+        cacheHits,
+        generations,
+        elapsedMs: Math.round(nowMs() - started),
+      });
+      return out;
+    }
+
+    // ---- final ------------------------------------------------------------------------------------------------
+    let finalParams = trainer.getParams();
+    let finalMasks = masks;
+    let stoppedBy: OlmpReport['stoppedBy'] = 'iterations';
+    if (st.timeUp) {
+      stoppedBy = 'time-budget';
+      const bestDir = join(runDir, 'best');
+      if (st.best && existsSync(join(bestDir, 'model.json'))) {
+        const b = loadModel(bestDir).model;
+        finalParams = b.params;
+        finalMasks = b.masks;
+      }
+    }
+    const val = evaluateAccuracy(arch, finalParams, finalMasks, data.validation);
+    const test = evaluateAccuracy(arch, finalParams, finalMasks, data.test);
+    const size = sizeReport(arch, finalMasks);
+    const report: OlmpReport = {
+      status: 'finished',
+      command: 'search',
+      model: cfg.model,
+      dataset: cfg.dataset,
+      seed: cfg.seed,
+      backend: backendRecord(backend),
+      optimizer: cfg.optimizer,
+      constraint: cfg.constraint,
+      compression: size.compression,
+      nonZero: size.nonZero,
+      params: size.params,
+      layers: size.layers.map((l) => ({ name: l.name, nonZero: l.nonZero, params: l.params, density: l.density })),
+      crates: st.crates.slice(),
+      validationAccuracy: val.accuracy,
+      testAccuracy: test.accuracy,
+      testError: 1 - test.accuracy,
+      reference: { validationAccuracy: reference.validationAccuracy, testAccuracy: reference.testAccuracy, source: reference.source },
+      wallTimeMs: Math.round(elapsed()),
+      evaluations: st.evaluations,
+      searches: st.searches,
+      iterations: st.iteration,
+      stoppedBy,
+      runDir: resolve(runDir),
+    };
+    saveModel(join(runDir, 'model'), { arch, params: finalParams, masks: finalMasks }, { magnitudeStats: st.stats, meta: { seed: cfg.seed, backend: backendRecord(backend), crates: st.crates } });
+    if (st.phase !== 'done') {
+      st.phase = 'done';
+      emit({ type: 'phase', iteration: st.iteration, phase: 'done', reason: stoppedBy });
+    }
+    writeJsonAtomic(reportPath, report);
+    return report;
+  } finally {
+    trainer?.dispose();
+    await evaluator.close();
+  }
+}
+
+/** A 64-image batch as an ImageSet. */
+function batchSet(batch: { images: Float32Array; labels: Uint8Array }, like: ImageSet): ImageSet {
+  return { images: batch.images, labels: batch.labels, count: batch.labels.length, shape: like.shape };
+}
+
+async function obtainReference(
+  cfg: OlmpConfig,
+  runCfg: RunFileConfig,
+  arch: Architecture,
+  data: Dataset,
+  backend: BackendInfo,
+  rng: Rng,
+  st: RunState,
+  getTrainer: () => Trainer | null,
+  setTrainer: (t: Trainer) => void,
+  checkpoint: () => void,
+  hooks: PipelineHooks,
+  elapsed: () => number,
+  timeBudgetMs: number,
+): Promise<NonNullable<RunState['reference']>> {
+  const finish = (params: ModelParams, source: string) => {
+    const val = evaluateAccuracy(arch, params, null, data.validation);
+    const test = evaluateAccuracy(arch, params, null, data.test);
+    return { params, validationAccuracy: val.accuracy, validationCorrect: val.correct, testAccuracy: test.accuracy, source };
+  };
+  if (cfg.reference) {
+    const m = loadModel(cfg.reference).model;
+    if (m.arch.name !== cfg.model) throw new UsageError(`--reference ${cfg.reference} holds a ${m.arch.name}, not a ${cfg.model}`);
+    return finish(m.params, resolve(cfg.reference));
+  }
+  const cache = referenceCacheDir(cfg, backend.name, runCfg.resultsRoot);
+  if (existsSync(join(cache, 'model.json'))) return finish(loadModel(cache).model.params, cache);
+  // Train it, checkpointing as we go. The reference's init draws from a stream derived from the seed alone, so a
+  // cached reference and a freshly trained one are the same model.
+  let trainer = getTrainer();
+  if (!trainer) {
+    trainer = st.trainer
+      ? Trainer.restore(arch, st.trainer, data.train)
+      : new Trainer(arch, initParams(arch, new Rng(`reference:${cfg.seed}`)), data.train, { solver: { batchSize: cfg.batchSize } });
+    setTrainer(trainer);
+  }
+  while (st.iteration < cfg.referenceIterations) {
+    if (elapsed() > timeBudgetMs) throw new UsageError(`time budget spent while training the reference (${st.iteration}/${cfg.referenceIterations} iterations); pass --reference or a larger --time-budget`);
+    trainer.step();
+    st.iteration++;
+    if (st.iteration % 25 === 0) hooks.onProgress?.({ phase: 'reference', iteration: st.iteration, total: cfg.referenceIterations, compression: 1, accuracy: NaN });
+    if (st.iteration % (cfg.checkpointPeriod * 2) === 0 && st.iteration < cfg.referenceIterations) checkpoint();
+  }
+  void rng;
+  const params = trainer.getParams();
+  mkdirSync(join(runCfg.resultsRoot, 'references'), { recursive: true });
+  saveModel(cache, { arch, params, masks: onesMasks(arch) }, { meta: { seed: cfg.seed, iterations: cfg.referenceIterations, backend: backendRecord(backend) } });
+  return finish(params, cache);
+}
+

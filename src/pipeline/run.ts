@@ -1,0 +1,93 @@
+/** Creating OLMP run directories from options, and the library entry points `search` and `resume`. */
+import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { createRequire } from 'node:module';
+import { defaultConfig, quickPreset, validateConfig, type OlmpConfig } from './config.js';
+import { runOlmp, type PipelineHooks, type OlmpReport, type RunFileConfig } from './olmp.js';
+import { initBackend, backendRecord, describeBackend, type BackendName } from '../../evaluators/backend.js';
+import { getArchitecture } from '../../models/architectures.js';
+import { writeJsonAtomic } from '../atomic.js';
+import { UsageError } from '../errors.js';
+
+export interface SearchOptions extends Partial<OlmpConfig> {
+  model: string;
+  backend?: BackendName;
+  /** Run directory; default <resultsRoot>/search-<model>-s<seed>-<UTC timestamp>. */
+  out?: string;
+  resultsRoot?: string;
+  /** Print the backend line (the CLI does; the library stays quiet unless asked). */
+  log?: (line: string) => void;
+}
+
+export function versions(): Record<string, string> {
+  const require = createRequire(import.meta.url);
+  const pkg = (name: string) => {
+    try {
+      return (require(`${name}/package.json`) as { version: string }).version;
+    } catch {
+      return 'unknown';
+    }
+  };
+  const own = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
+  return { prunus: own.version, node: process.version, tfjs: pkg('@tensorflow/tfjs') };
+}
+
+export function timestamp(): string {
+  return new Date().toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
+}
+
+/** Resolves options into a validated config: defaults(model) < quick preset < given options. */
+export function resolveConfig(opts: SearchOptions): OlmpConfig {
+  getArchitecture(opts.model);
+  const base = defaultConfig(opts.model);
+  const quick = opts.quick ? quickPreset(opts.model) : {};
+  const given: Partial<OlmpConfig> = {};
+  for (const [k, v] of Object.entries(opts)) {
+    if (v !== undefined && k in base) (given as Record<string, unknown>)[k] = v;
+  }
+  const cfg: OlmpConfig = { ...base, ...quick, ...given, limit: { ...base.limit, ...(quick.limit ?? {}), ...(given.limit ?? {}) } };
+  return validateConfig(cfg);
+}
+
+/** Creates the run directory with its config.json. Refuses an existing run. */
+export async function createRun(opts: SearchOptions): Promise<string> {
+  const cfg = resolveConfig(opts);
+  const backend = await initBackend(opts.backend ?? 'auto');
+  opts.log?.(describeBackend(backend));
+  const resultsRoot = resolve(opts.resultsRoot ?? process.env.PRUNUS_RESULTS ?? 'results');
+  const dir = resolve(opts.out ?? join(resultsRoot, `search-${cfg.model}-s${cfg.seed}-${timestamp()}`));
+  if (existsSync(join(dir, 'report.json'))) throw new UsageError(`${dir} already holds a finished run`);
+  if (existsSync(join(dir, 'config.json'))) throw new UsageError(`${dir} already holds a run; continue it with 'prunus resume ${dir}'`);
+  const runCfg: RunFileConfig = {
+    command: 'search',
+    model: cfg.model,
+    dataset: cfg.dataset,
+    seed: cfg.seed,
+    backend: backendRecord(backend),
+    backendRequested: opts.backend ?? 'auto',
+    versions: versions(),
+    options: cfg,
+    resultsRoot,
+  };
+  mkdirSync(dir, { recursive: true });
+  writeJsonAtomic(join(dir, 'config.json'), runCfg);
+  return dir;
+}
+
+/** Library entry: runs a whole OLMP search and returns its report. */
+export async function search(opts: SearchOptions, hooks: PipelineHooks = {}): Promise<OlmpReport> {
+  const dir = await createRun(opts);
+  try {
+    return await runOlmp(dir, hooks);
+  } catch (e) {
+    // A run that failed on bad input before doing any work leaves nothing behind.
+    if (e instanceof UsageError && !existsSync(join(dir, 'checkpoint.json'))) rmSync(dir, { recursive: true, force: true });
+    throw e;
+  }
+}
+
+/** Library entry: continues an interrupted run (or returns the report of a finished one). */
+export async function resume(dir: string, hooks: PipelineHooks = {}): Promise<OlmpReport> {
+  if (!existsSync(join(dir, 'config.json'))) throw new UsageError(`${dir} is not a prunus run directory (no config.json)`);
+  return runOlmp(dir, hooks);
+}

@@ -1,0 +1,170 @@
+import { describe, it, expect, beforeAll } from 'vitest';
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, existsSync, readdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { encodeState, decodeState } from '../src/pipeline/state-file.js';
+import { saveCheckpoint, loadCheckpoint, truncateJsonl } from '../src/pipeline/checkpoint.js';
+import { resolveConfig } from '../src/pipeline/run.js';
+import { Rng } from '../src/rng.js';
+import { writeFileSync } from 'node:fs';
+
+const repo = resolve(__dirname, '..');
+const bin = join(repo, 'bin', 'prunus.js');
+
+function runCli(args: string[], env: Record<string, string> = {}) {
+  return spawnSync(process.execPath, [bin, ...args], { encoding: 'utf8', env: { ...process.env, ...env }, cwd: repo });
+}
+
+/** Report fields that legitimately differ between an interrupted and an uninterrupted run. */
+function comparable(report: Record<string, unknown>) {
+  const { wallTimeMs: _w, runDir: _d, reference, ...rest } = report as { reference: Record<string, unknown> } & Record<string, unknown>;
+  const { source: _s, ...ref } = reference;
+  return { ...rest, reference: ref };
+}
+function events(dir: string) {
+  return readFileSync(join(dir, 'events.jsonl'), 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => {
+      const e = JSON.parse(l);
+      delete e.elapsedMs;
+      if (e.type === 'phase' && e.phase === 'pruning') delete e.reason; // names the reference's cache path
+      return e;
+    });
+}
+
+describe('checkpoint files', () => {
+  it('round-trips nested typed arrays exactly', () => {
+    const v = { a: new Float32Array([1.5, -2, Math.PI]), b: [new Uint8Array([1, 0, 1]), { c: new Float64Array([1e-300]) }], n: 3, s: 'x', z: null };
+    const { json, bin } = encodeState(v);
+    const back = decodeState<typeof v>(json, bin);
+    expect(back.a).toEqual(v.a);
+    expect(back.a).toBeInstanceOf(Float32Array);
+    expect(back.b[0]).toEqual(v.b[0]);
+    expect((back.b[1] as { c: Float64Array }).c[0]).toBe(1e-300);
+    expect(back.n).toBe(3);
+    expect(back.z).toBeNull();
+  });
+  it('keeps exactly one complete checkpoint and a pointer to it', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'prunus-ck-'));
+    expect(loadCheckpoint(dir)).toBeNull();
+    for (let i = 1; i <= 3; i++) saveCheckpoint(dir, { i, w: new Float32Array([i]) });
+    expect(loadCheckpoint<{ i: number; w: Float32Array }>(dir)!.i).toBe(3);
+    expect(readdirSync(join(dir, 'checkpoints'))).toEqual(['ck-000003']);
+  });
+  it('truncates an event log to the checkpointed count, dropping a torn last line', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'prunus-ev-'));
+    const p = join(dir, 'events.jsonl');
+    writeFileSync(p, '{"a":1}\n{"a":2}\n{"a":3}\n{"a":');
+    truncateJsonl(p, 2);
+    expect(readFileSync(p, 'utf8')).toBe('{"a":1}\n{"a":2}\n');
+  });
+});
+
+describe('pipeline config', () => {
+  it('uses the spec constants by default and the quick preset on request', () => {
+    const c = resolveConfig({ model: 'lenet-5' });
+    expect(c.iterations).toBe(30001);
+    expect(c.pruneUntil).toBe(15000);
+    expect(c.searchPeriod).toBe(1000);
+    expect(c.bounds).toEqual([0, 20]);
+    expect(c.delta).toBe(0.05);
+    expect(c.gamma).toEqual([2e-5, 2e-5, 2e-4, 2e-4]);
+    expect(c.sigmaDivideAt).toEqual([0, 10000]);
+    expect(c.seed).toBe(981118);
+    expect(resolveConfig({ model: 'lenet-300-100' }).delta).toBe(0.08);
+    expect(resolveConfig({ model: 'lenet-300-100', quick: true }).iterations).toBeLessThan(1000);
+  });
+  it('rejects nonsense with a message naming the field', () => {
+    expect(() => resolveConfig({ model: 'lenet-5', iterations: -3 })).toThrow(/--iterations/);
+    expect(() => resolveConfig({ model: 'lenet-5', gamma: [1, 2] })).toThrow(/--gamma needs 4 values/);
+    expect(() => resolveConfig({ model: 'lenet-5', optimizer: 'magic' as never })).toThrow(/unknown optimizer 'magic'/);
+    expect(() => resolveConfig({ model: 'alexnet' })).toThrow(/unknown model 'alexnet'/);
+    expect(() => resolveConfig({ model: 'lenet-5', maxAccDrop: NaN })).toThrow(/--max-acc-drop/);
+  });
+});
+
+describe('prunus search (quick, end to end) and resume after kill -9', () => {
+  const root = mkdtempSync(join(tmpdir(), 'prunus-pipe-'));
+  const env = { PRUNUS_RESULTS: join(root, 'results') };
+  let reference: Record<string, unknown>;
+  const refDir = join(root, 'uninterrupted');
+
+  beforeAll(() => {
+    const r = runCli(['search', '--model', 'lenet-300-100', '--quick', '--seed', '5', '--out', refDir, '--json'], env);
+    expect(r.stderr).toContain('backend wasm');
+    expect(r.status).toBe(0);
+    const lines = r.stdout.trim().split('\n');
+    expect(lines).toHaveLength(1); // --json: one object, nothing else on stdout
+    reference = JSON.parse(lines[0]!);
+  }, 240_000);
+
+  it('prints a report with compression, accuracy, seed and backend, and writes the run directory', () => {
+    expect(reference.status).toBe('finished');
+    expect(reference.seed).toBe(5);
+    expect((reference.backend as { name: string }).name).toBe('wasm');
+    expect(reference.compression as number).toBeGreaterThan(1.5);
+    expect(reference.testAccuracy as number).toBeGreaterThan(0.8);
+    for (const f of ['config.json', 'events.jsonl', 'report.json', 'model/model.json', 'model/masks.bin']) expect(existsSync(join(refDir, f)), f).toBe(true);
+    const ev = events(refDir);
+    expect(ev.filter((e) => e.type === 'log').length).toBeGreaterThan(5);
+    expect(ev.filter((e) => e.type === 'search').length).toBeGreaterThan(0);
+    expect(ev.at(-1)).toMatchObject({ type: 'phase', phase: 'done' });
+    const cfg = JSON.parse(readFileSync(join(refDir, 'config.json'), 'utf8'));
+    expect(cfg.seed).toBe(5);
+    expect(cfg.backend.name).toBe('wasm');
+    expect(cfg.versions.tfjs).toBe('4.22.0');
+  });
+
+  it('a run killed with SIGKILL at random moments and resumed ends with the same report and events', async () => {
+    const dir = join(root, 'killed');
+    // Its own results root: the reference is trained again, so kills also land in the reference phase.
+    const env2 = { PRUNUS_RESULTS: join(root, 'results-killed') };
+    const rng = new Rng('kill-points');
+    let first = true;
+    let kills = 0;
+    for (let attempt = 0; attempt < 6; attempt++) {
+      const args = first ? ['search', '--model', 'lenet-300-100', '--quick', '--seed', '5', '--out', dir, '--json'] : ['resume', dir, '--json'];
+      const child = spawn(process.execPath, [bin, ...args], { env: { ...process.env, ...env2 }, cwd: repo, stdio: ['ignore', 'pipe', 'pipe'] });
+      let out = '';
+      child.stdout.on('data', (d) => (out += d));
+      const delay = 2500 + rng.uniform() * 5000;
+      const timer = setTimeout(() => child.kill('SIGKILL'), delay);
+      const code: number | null = await new Promise((res) => child.on('exit', (c) => res(c)));
+      clearTimeout(timer);
+      first = false;
+      if (code === 0) {
+        const report = JSON.parse(out.trim());
+        expect(kills).toBeGreaterThan(0);
+        expect(comparable(report)).toEqual(comparable(reference));
+        expect(events(dir)).toEqual(events(refDir));
+        return;
+      }
+      kills++;
+      expect(existsSync(join(dir, 'report.json'))).toBe(false);
+    }
+    throw new Error('run did not finish after 6 attempts');
+  }, 300_000);
+
+  it('refuses bad input with one line and exit code 2, writing nothing', () => {
+    const out = join(root, 'bad');
+    for (const args of [
+      ['search', '--model', 'lenet-7', '--out', out],
+      ['search', '--model', 'lenet-5', '--iterations', '-1', '--out', out],
+      ['search', '--model', 'lenet-5', '--optimizer', 'magic', '--out', out],
+      ['search', '--model', 'lenet-5', '--time-budget', 'soon', '--out', out],
+      ['search', '--model', 'lenet-5', '--bogus', '--out', out],
+      ['resume', join(root, 'nope')],
+    ]) {
+      const r = runCli(args, env);
+      expect(r.status, args.join(' ')).toBe(2);
+      expect(r.stderr.trim().split('\n'), args.join(' ')).toHaveLength(1);
+      expect(r.stderr).not.toMatch(/at .*\.js:\d+/);
+      expect(existsSync(out)).toBe(false);
+    }
+    const again = runCli(['search', '--model', 'lenet-300-100', '--quick', '--out', refDir], env);
+    expect(again.status).toBe(2);
+    expect(again.stderr).toMatch(/already holds a finished run/);
+  });
+});
