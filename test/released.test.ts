@@ -155,4 +155,23 @@ describe('OLMP released models', () => {
     expect(report.compression).toBeCloseTo(297.707, 3);
     expect(report.meta.sha256).toBe('2fa4625af8b118cf416a849e1f5d20de083eb7f6c9a599f213bf418ca39bf64c');
   });
+
+  it('CLI: eval reads a run folder holding model/, prints a table, and refuses bad flags with exit 2', () => {
+    const run = mkdtempSync(join(tmpdir(), 'prunus-released-run-'));
+    const node = (args: string[]) => spawnSync(process.execPath, ['bin/prunus.js', ...args], { cwd: repoRoot, encoding: 'utf8' });
+    const imp = node(['import', '--manifest', join(fixtures(), 'lenet300100-compressed'), '--model', 'lenet-300-100', '--out', join(run, 'model')]);
+    expect(imp.status, imp.stderr).toBe(0);
+    const ev = node(['eval', run, '--backend', 'wasm']);
+    expect(ev.status, ev.stderr).toBe(0);
+    expect(ev.stdout).toMatch(/on mnist test, backend wasm/);
+    expect(ev.stdout).toMatch(/accuracy 97\.82% \(9782\/10000\), error 2\.18%, mean loss 0\.0752/);
+    expect(ev.stdout).toMatch(/^ip1 +1744 \/ 235200 +26 \/ 300 +1770 +235500/m);
+    expect(ev.stdout).toMatch(/^total +2349 +266610 +113\.50x$/m);
+    for (const bad of [['--split', 'train'], ['--dataset', 'cifar'], ['--backend', 'gpu'], ['--bogus']]) {
+      const r = node(['eval', run, ...bad]);
+      expect(r.status, bad.join(' ')).toBe(2);
+      expect(r.stdout).toBe('');
+      expect(r.stderr.trim().split('\n')).toHaveLength(1);
+    }
+  });
 });
