@@ -1,0 +1,21 @@
+/**
+ * prunus as a library: everything the CLI does, callable from TypeScript.
+ *
+ *   import { search, resume, sweep, initBackend } from 'prunus';
+ *   const report = await search({ model: 'lenet-300-100', quick: true }, { onEvent: (e) => console.log(e) });
+ */
+export { search, resume, createRun, resolveConfig, type SearchOptions } from './pipeline/run.js';
+export { runOlmp, type OlmpReport, type OlmpEvent, type LogEvent, type SearchEvent, type PhaseEvent, type PipelineHooks } from './pipeline/olmp.js';
+export { defaultConfig, quickPreset, type OlmpConfig, PUBLISHED_SEEDS } from './pipeline/config.js';
+export { PUBLISHED } from './pipeline/published.js';
+export { Trainer, evaluateAccuracy, type TrainerState, type SolverOptions } from './train/index.js';
+export { loadDataset, type Dataset, type ImageSet } from './data/datasets.js';
+export { Rng } from './rng.js';
+export { UsageError } from './errors.js';
+export { initBackend, describeBackend, type BackendInfo, type BackendName } from '../evaluators/backend.js';
+export { createInProcessEvaluator, createPoolEvaluator, type Evaluator, type Evaluation, type Candidate } from '../evaluators/index.js';
+export { createOptimizer, restoreOptimizer, runOptimizer, compareResults, type Optimizer, type OptimizerName, type EvalResult } from '../search/index.js';
+export { getArchitecture, registerArchitecture, layerStats, type Architecture } from '../models/architectures.js';
+export { initParams, onesMasks, sizeReport, type PrunableModel, type ModelParams, type LayerMasks } from '../models/params.js';
+export { magnitudeStats, masksForCrates } from '../models/masks.js';
+export { saveModel, loadModel } from '../models/io.js';
