@@ -169,6 +169,57 @@ describe('wasm kernels', () => {
     }
   });
 
+  it('MaxPoolGrad matches the cpu backend and a hand computation (several channels, strides, same padding)', async () => {
+    const rng = new Rng('maxpool');
+    const cases: { shape: [number, number, number, number]; k: number; s: number; pad: 'valid' | 'same' }[] = [
+      { shape: [2, 4, 4, 3], k: 2, s: 2, pad: 'valid' },
+      { shape: [3, 24, 24, 20], k: 2, s: 2, pad: 'valid' },
+      { shape: [2, 7, 9, 5], k: 3, s: 2, pad: 'same' },
+      { shape: [1, 6, 6, 4], k: 3, s: 1, pad: 'valid' },
+    ];
+    for (const c of cases) {
+      const [n, h, w, ch] = c.shape;
+      const x = randomArray(rng, n * h * w * ch);
+      // A few exact ties: the gradient goes to the first maximum in window order.
+      for (let i = 0; i + ch < x.length; i += 7 * ch) x[i + ch] = x[i]!;
+      let dyData: Float32Array | null = null;
+      const run = (): { dx: Float32Array; outShape: number[] } =>
+        tf.tidy(() => {
+          const xt = tf.tensor4d(x, c.shape);
+          const y = tf.maxPool(xt, c.k, c.s, c.pad);
+          dyData ??= randomArray(rng, y.size);
+          const dy = tf.tensor(dyData, y.shape);
+          const dx = tf.grad((v: tf.Tensor) => tf.sum(tf.mul(tf.maxPool(v as tf.Tensor4D, c.k, c.s, c.pad), dy)))(xt);
+          return { dx: dx.dataSync() as Float32Array, outShape: y.shape };
+        });
+      const a = run();
+      const b = await onCpu(run);
+      expect(relErr(a.dx, b.dx), JSON.stringify(c)).toBeLessThan(1e-6);
+      if (c.pad === 'valid') {
+        // Hand computation of the valid case.
+        const [, ho, wo] = a.outShape as [number, number, number, number];
+        const ref = new Float32Array(x.length);
+        for (let b0 = 0; b0 < n; b0++)
+          for (let i = 0; i < ho; i++)
+            for (let j = 0; j < wo; j++)
+              for (let q = 0; q < ch; q++) {
+                let best = -Infinity;
+                let at = -1;
+                for (let di = 0; di < c.k; di++)
+                  for (let dj = 0; dj < c.k; dj++) {
+                    const idx = ((b0 * h + i * c.s + di) * w + j * c.s + dj) * ch + q;
+                    if (x[idx]! > best) {
+                      best = x[idx]!;
+                      at = idx;
+                    }
+                  }
+                ref[at] = ref[at]! + dyData![((b0 * ho + i) * wo + j) * ch + q]!;
+              }
+        expect(relErr(a.dx, ref), `hand ${JSON.stringify(c)}`).toBeLessThan(1e-6);
+      }
+    }
+  });
+
   it('leaves no tensors or backend buffers behind', () => {
     const rng = new Rng('leak');
     const x = tf.tensor4d(randomArray(rng, 4 * 12 * 12 * 3), [4, 12, 12, 3]);

@@ -1,7 +1,13 @@
 /**
- * Kernels the wasm backend lacks. tfjs-backend-wasm 4.22 has no Conv2DBackpropFilter, so the gradient of a
- * conv2d with respect to its filter (needed to train LeNet-5 and every CNN) fails on wasm. Every other kernel a
- * LeNet-5 / BN-CNN training step needs (Conv2DBackpropInput, MaxPoolGrad, FusedConv2D, _FusedMatMul, ...) exists.
+ * wasm kernels for training (tfjs-backend-wasm 4.22), registered by registerWasmKernels():
+ * - Conv2DBackpropFilter: missing on wasm, so the filter gradient of any conv2d (LeNet-5, every CNN) failed.
+ * - MaxPoolGrad: the stock kernel is WRONG whenever there is more than one channel (gradients routed to the wrong
+ *   positions; every LeNet-5 conv gradient was off by ~80% against the cpu backend). Replaced.
+ * - Conv2DBackpropInput: the stock kernel is a plain loop; stride-1 NHWC cases run as an XNNPACK conv instead.
+ * - BatchMatMul / _FusedMatMul with transposed operands: the stock path is a naive loop; operands are transposed
+ *   explicitly and the XNNPACK path is used.
+ * Known and left alone: the stock _FusedMatMul mis-applies the bias for batched (rank-3, batch > 1) inputs; tfjs
+ * sizes numeric conv pads of non-square filters with the filter height only (all backends).
  *
  * The filter gradient is itself a convolution, computed with the wasm backend's own (XNNPACK) Conv2D kernel over
  * transposed tensors:
@@ -238,6 +244,85 @@ function wrapConv2DBackpropInput(): void {
   tf.registerKernel({ kernelName: 'Conv2DBackpropInput', backendName: 'wasm', kernelFunc: wrapped, ...(orig.setupFunc ? { setupFunc: orig.setupFunc } : {}), ...(orig.disposeFunc ? { disposeFunc: orig.disposeFunc } : {}) });
 }
 
+interface MaxPoolGradArgs {
+  inputs: { dy: TensorInfo; input: TensorInfo; output?: TensorInfo };
+  backend: WasmBackendLike;
+  attrs: {
+    filterSize: [number, number] | number;
+    strides: [number, number] | number;
+    pad: 'valid' | 'same' | number | backend_util.ExplicitPadding;
+    dimRoundingMode?: 'floor' | 'round' | 'ceil';
+  };
+}
+
+/**
+ * MaxPoolGrad on the wasm heap in plain JS. The stock tfjs-backend-wasm 4.22 kernel routes the gradient to wrong
+ * positions whenever there is more than one channel (found training LeNet-5: every conv gradient was off by ~80%
+ * against the cpu backend), so it is replaced. Semantics of the cpu backend: the gradient of each window goes to its
+ * first maximum in row-major window order; NaNs are never a maximum.
+ */
+export function maxPoolGradWasm(args: MaxPoolGradArgs): TensorInfo {
+  const { backend, attrs } = args;
+  const { dy, input } = args.inputs;
+  if (input.dtype !== 'float32' || dy.dtype !== 'float32') throw new Error('wasm MaxPoolGrad supports float32 only');
+  const info = backend_util.computePool2DInfo(input.shape as [number, number, number, number], attrs.filterSize, attrs.strides, 1, attrs.pad, attrs.dimRoundingMode);
+  const { batchSize: N, inHeight: H, inWidth: W, inChannels: C, outHeight: Ho, outWidth: Wo, strideHeight: sh, strideWidth: sw, filterHeight: fh, filterWidth: fw } = info;
+  if (dy.shape[1] !== Ho || dy.shape[2] !== Wo) throw new Error(`MaxPoolGrad: dy is ${dy.shape} but the pooled output is ${Ho}x${Wo}`);
+  const padTop = info.padInfo.top;
+  const padLeft = info.padInfo.left;
+  const out = backend.makeOutput(input.shape, 'float32');
+  // Views are taken after the allocation (a growing heap detaches earlier views).
+  const dx = backend.typedArrayFromHeap(out);
+  const x = backend.typedArrayFromHeap(input);
+  const g = backend.typedArrayFromHeap(dy);
+  dx.fill(0);
+  const best = new Float32Array(C);
+  const where = new Int32Array(C);
+  for (let n = 0; n < N; n++) {
+    for (let yr = 0; yr < Ho; yr++) {
+      const r0 = yr * sh - padTop;
+      const rFrom = Math.max(0, r0);
+      const rTo = Math.min(H, r0 + fh);
+      for (let yc = 0; yc < Wo; yc++) {
+        const c0 = yc * sw - padLeft;
+        const cFrom = Math.max(0, c0);
+        const cTo = Math.min(W, c0 + fw);
+        best.fill(-Infinity);
+        where.fill(-1);
+        for (let r = rFrom; r < rTo; r++) {
+          for (let c = cFrom; c < cTo; c++) {
+            const base = ((n * H + r) * W + c) * C;
+            for (let ch = 0; ch < C; ch++) {
+              const v = x[base + ch]!;
+              if (v > best[ch]!) {
+                best[ch] = v;
+                where[ch] = base + ch;
+              }
+            }
+          }
+        }
+        const gBase = ((n * Ho + yr) * Wo + yc) * C;
+        for (let ch = 0; ch < C; ch++) {
+          const at = where[ch]!;
+          if (at >= 0) dx[at] = dx[at]! + g[gBase + ch]!;
+        }
+      }
+    }
+  }
+  return out;
+}
+
+const REPLACED_POOL = Symbol.for('prunus.wasm.maxPoolGrad');
+
+function replaceMaxPoolGrad(): void {
+  const orig = tf.getKernel('MaxPoolGrad', 'wasm');
+  if (orig && (orig.kernelFunc as unknown as Record<symbol, boolean>)[REPLACED_POOL]) return;
+  const func = ((args: MaxPoolGradArgs) => maxPoolGradWasm(args)) as unknown as KernelFunc;
+  (func as unknown as Record<symbol, boolean>)[REPLACED_POOL] = true;
+  if (orig) tf.unregisterKernel('MaxPoolGrad', 'wasm');
+  tf.registerKernel({ kernelName: 'MaxPoolGrad', backendName: 'wasm', kernelFunc: func, ...(orig?.setupFunc ? { setupFunc: orig.setupFunc } : {}) });
+}
+
 const WRAPPED = Symbol.for('prunus.wasm.matmulWrapper');
 
 /**
@@ -278,7 +363,7 @@ function wrapMatMul(kernelName: 'BatchMatMul' | '_FusedMatMul'): void {
 }
 
 /** Kernels registered (or wrapped) here for the wasm backend. */
-export const WASM_EXTRA_KERNELS = ['Conv2DBackpropFilter', 'Conv2DBackpropInput (stride 1)', 'BatchMatMul (transposed operands)', '_FusedMatMul (transposed operands)'] as const;
+export const WASM_EXTRA_KERNELS = ['Conv2DBackpropFilter', 'MaxPoolGrad (replaces a wrong stock kernel)', 'Conv2DBackpropInput (stride 1)', 'BatchMatMul (transposed operands)', '_FusedMatMul (transposed operands)'] as const;
 
 /**
  * Registers the missing wasm kernels and the matmul wrappers. Idempotent; a Conv2DBackpropFilter the installed
@@ -291,4 +376,5 @@ export function registerWasmKernels(): void {
   wrapMatMul('BatchMatMul');
   wrapMatMul('_FusedMatMul');
   wrapConv2DBackpropInput();
+  replaceMaxPoolGrad();
 }
