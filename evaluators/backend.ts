@@ -1,10 +1,13 @@
 /**
- * Tensor backend resolution. `auto` tries, in order: a hardware WebGPU adapter, tfjs-node-gpu, tfjs-node, wasm, cpu.
- * Native packages can fail to load in many ways (missing module, missing binary, bad ABI): any error means
- * "not available". tf.setBackend's boolean is checked, since a failed init only prints a warning.
+ * Tensor backend resolution. `auto` tries, in order: a hardware WebGPU adapter (software adapters such as Mesa's
+ * lavapipe are skipped), tfjs-node-gpu, tfjs-node, wasm, cpu. In worker threads the native packages are skipped.
+ * Native packages can fail to load in many ways (missing module, missing binary, bad ABI, a thrown non-Error): any
+ * error means "not available". tf.setBackend's boolean is checked, since a failed init only prints a warning.
+ * `--backend webgpu` accepts any adapter, a software one too, and records which (BackendInfo.adapter).
  */
 import * as tf from '@tensorflow/tfjs';
 import { createRequire } from 'node:module';
+import { isMainThread } from 'node:worker_threads';
 import { UsageError } from '../src/errors.js';
 import { registerWasmKernels } from './kernels/wasm.js';
 
@@ -18,8 +21,8 @@ export interface BackendInfo {
   name: string;
   /** Human-readable detail: package, adapter description, threads. */
   detail: string;
-  /** WebGPU only: adapter description and whether it is a software fallback (e.g. lavapipe). */
-  adapter?: { description: string; vendor?: string; architecture?: string; isFallbackAdapter: boolean };
+  /** WebGPU only: adapter description and whether it is a software fallback (e.g. lavapipe: not a GPU). */
+  adapter?: { description: string; vendor?: string; architecture?: string; device?: string; isFallbackAdapter: boolean };
   /** What was tried before, with the reason it was skipped. */
   skipped: string[];
 }
@@ -31,6 +34,16 @@ export function parseBackendName(raw: string | undefined): BackendName {
 }
 
 const require = createRequire(import.meta.url);
+
+/** How native packages are loaded (replaceable through InitOptions.loadNative, e.g. to simulate a broken install). */
+export type NativeLoader = (pkg: string) => unknown;
+
+export interface InitOptions {
+  /** Loads a native package by name; default: require. Whatever it throws means "not available". */
+  loadNative?: NativeLoader;
+  /** Treat this thread as a worker (native packages skipped); default: !isMainThread. */
+  worker?: boolean;
+}
 
 type Attempt = () => Promise<{ name: string; detail: string; adapter?: BackendInfo['adapter'] }>;
 
@@ -50,11 +63,17 @@ async function activate(name: string): Promise<void> {
   if (!ok || tf.getBackend() !== name) throw new Error(`setBackend('${name}') returned false`);
 }
 
-async function tryNative(pkg: '@tensorflow/tfjs-node-gpu' | '@tensorflow/tfjs-node'): Promise<{ name: string; detail: string }> {
+async function tryNative(
+  pkg: '@tensorflow/tfjs-node-gpu' | '@tensorflow/tfjs-node',
+  load: NativeLoader,
+  worker: boolean,
+): Promise<{ name: string; detail: string }> {
+  // Native addons hold process-wide state (CUDA context, thread pools); in worker threads they are not loaded.
+  if (worker) throw new Error('native packages are not loaded in worker threads');
   // The native packages bundle their own tfjs-core; loading registers the 'tensorflow' backend into the
   // shared engine only if they resolve the same @tensorflow/tfjs-core. Any failure means unavailable.
   try {
-    require(pkg);
+    load(pkg);
   } catch (e) {
     throw new Error(`${pkg} not loadable: ${errMessage(e)}`);
   }
@@ -84,6 +103,8 @@ async function tryWebgpu(requireHardware: boolean): Promise<{ name: string; deta
   return initWebgpu({ requireHardware });
 }
 
+let webgpuLoaded = false;
+
 let current: BackendInfo | null = null;
 
 /** The backend chosen by the last initBackend call in this thread, or null. */
@@ -95,24 +116,27 @@ export function currentBackend(): BackendInfo | null {
  * Activates a backend. Explicit names fail with a UsageError when unavailable; `auto` falls through.
  * Idempotent within a thread for the same request.
  */
-export async function initBackend(requested: BackendName = 'auto'): Promise<BackendInfo> {
-  if (current && current.requested === requested && tf.getBackend() === current.name) return current;
+export async function initBackend(requested: BackendName = 'auto', opts: InitOptions = {}): Promise<BackendInfo> {
+  const custom = opts.loadNative !== undefined || opts.worker !== undefined;
+  if (!custom && current && current.requested === requested && tf.getBackend() === current.name) return current;
+  const load: NativeLoader = opts.loadNative ?? ((pkg) => require(pkg));
+  const worker = opts.worker ?? !isMainThread;
   const chain: [string, Attempt][] =
     requested === 'auto'
       ? [
-          ['webgpu (hardware adapter)', () => tryWebgpu(true)],
-          ['@tensorflow/tfjs-node-gpu', () => tryNative('@tensorflow/tfjs-node-gpu')],
-          ['@tensorflow/tfjs-node', () => tryNative('@tensorflow/tfjs-node')],
+          ['webgpu (hardware adapter)', () => { webgpuLoaded = true; return tryWebgpu(true); }],
+          ['@tensorflow/tfjs-node-gpu', () => tryNative('@tensorflow/tfjs-node-gpu', load, worker)],
+          ['@tensorflow/tfjs-node', () => tryNative('@tensorflow/tfjs-node', load, worker)],
           ['wasm', tryWasm],
           ['cpu', tryCpu],
         ]
       : requested === 'tensorflow'
         ? [
-            ['@tensorflow/tfjs-node-gpu', () => tryNative('@tensorflow/tfjs-node-gpu')],
-            ['@tensorflow/tfjs-node', () => tryNative('@tensorflow/tfjs-node')],
+            ['@tensorflow/tfjs-node-gpu', () => tryNative('@tensorflow/tfjs-node-gpu', load, worker)],
+            ['@tensorflow/tfjs-node', () => tryNative('@tensorflow/tfjs-node', load, worker)],
           ]
         : requested === 'webgpu'
-          ? [['webgpu', () => tryWebgpu(false)]]
+          ? [['webgpu', () => { webgpuLoaded = true; return tryWebgpu(false); }]]
           : requested === 'wasm'
             ? [['wasm', tryWasm]]
             : [['cpu', tryCpu]];
@@ -131,11 +155,31 @@ export async function initBackend(requested: BackendName = 'auto'): Promise<Back
 
 /** One line for logs and progress output. */
 export function describeBackend(b: BackendInfo): string {
-  const a = b.adapter ? ` adapter="${b.adapter.description}"${b.adapter.isFallbackAdapter ? ' (software fallback)' : ''}` : '';
+  const a = b.adapter
+    ? ` adapter="${b.adapter.description}"${b.adapter.vendor ? ` vendor=${b.adapter.vendor}` : ''}${b.adapter.architecture ? ` architecture=${b.adapter.architecture}` : ''}${b.adapter.isFallbackAdapter ? ' (software fallback adapter, not a GPU)' : ''}`
+    : '';
   return `backend ${b.name} (${b.detail})${a}`;
 }
 
-/** The record stored in every result file. */
+/** The record stored in every result file: what ran, on which adapter, and why earlier choices were skipped. */
 export function backendRecord(b: BackendInfo): Record<string, unknown> {
-  return { name: b.name, requested: b.requested, detail: b.detail, ...(b.adapter ? { adapter: b.adapter } : {}) };
+  return {
+    name: b.name,
+    requested: b.requested,
+    detail: b.detail,
+    ...(b.adapter ? { adapter: { ...b.adapter } } : {}),
+    ...(b.skipped.length ? { skipped: [...b.skipped] } : {}),
+  };
+}
+
+/**
+ * Waits for the backend's outstanding device work (WebGPU readbacks in flight, queued commands). Call before
+ * process.exit() and before terminating a worker thread: dawn.node aborts the process if either happens mid-read.
+ * With destroy, also releases the WebGPU device. A no-op for the CPU-side backends.
+ */
+export async function finishBackend(opts: { destroy?: boolean } = {}): Promise<void> {
+  if (!webgpuLoaded) return;
+  const { finishWebgpu } = await import('./webgpu.js');
+  await finishWebgpu(opts);
+  if (opts.destroy && current?.name === 'webgpu') current = null;
 }
