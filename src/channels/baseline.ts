@@ -1,0 +1,67 @@
+/**
+ * Baselines for channel pruning, trained on demand and cached under <resultsRoot>/baselines/<model>-s<seed>-<preset>/
+ * (a prunus model folder whose meta holds the training config, data sizes and accuracies). A cached baseline is
+ * reused only when its recorded training key matches; otherwise it is retrained and replaced atomically.
+ */
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { getArchitecture } from '../../models/architectures.js';
+import { initParams, onesMasks, type ModelParams } from '../../models/params.js';
+import { loadModel, saveModel } from '../../models/io.js';
+import { Rng } from '../rng.js';
+import type { ChannelData } from './data.js';
+import type { ChannelsConfig } from './config.js';
+import { accuracy, trainSgd } from './train.js';
+
+export interface Baseline {
+  params: ModelParams;
+  validationAccuracy: number;
+  testAccuracy: number;
+  dir: string;
+  cached: boolean;
+  trainWallMs: number;
+}
+
+function baselineKey(cfg: ChannelsConfig): Record<string, unknown> {
+  return { model: cfg.model, dataset: cfg.dataset, seed: cfg.seed, splitSeed: cfg.splitSeed, train: cfg.data.train, sgd: cfg.baseline, dataDir: cfg.dataDir ?? null };
+}
+
+export function baselineDir(resultsRoot: string, cfg: ChannelsConfig): string {
+  return join(resultsRoot, 'baselines', `${cfg.model}-s${cfg.seed}-${cfg.quick ? 'quick' : 'full'}`);
+}
+
+/** Loads the cached baseline for this config or trains (and caches) it. Accuracies are on this run's splits. */
+export function getBaseline(resultsRoot: string, cfg: ChannelsConfig, data: ChannelData, log?: (line: string) => void): Baseline {
+  const arch = getArchitecture(cfg.model);
+  const dir = baselineDir(resultsRoot, cfg);
+  const key = JSON.stringify(baselineKey(cfg));
+  if (existsSync(join(dir, 'model.json'))) {
+    try {
+      const { model, file } = loadModel(dir);
+      if (file.meta && JSON.stringify(file.meta.key) === key) {
+        log?.(`baseline: cached ${dir}`);
+        return {
+          params: model.params,
+          validationAccuracy: accuracy(arch, model.params, data.validation, cfg.evalBatch),
+          testAccuracy: accuracy(arch, model.params, data.test, cfg.evalBatch),
+          dir,
+          cached: true,
+          trainWallMs: Number(file.meta.trainWallMs ?? 0),
+        };
+      }
+      log?.(`baseline: ${dir} was trained with other settings; retraining`);
+    } catch {
+      log?.(`baseline: ${dir} is unreadable; retraining`);
+    }
+  }
+  log?.(`baseline: training ${cfg.model} for ${cfg.baseline.steps} steps on ${data.train.count} images`);
+  const init = initParams(arch, new Rng(`init:${cfg.seed}`));
+  const r = trainSgd(arch, init, data.train, cfg.baseline, `baseline:${cfg.seed}`, {
+    logEvery: Math.max(1, Math.floor(cfg.baseline.steps / 5)),
+    onLog: (s, l, lr) => log?.(`  baseline step ${s}/${cfg.baseline.steps} loss ${l.toFixed(4)} lr ${lr.toPrecision(3)}`),
+  });
+  const validationAccuracy = accuracy(arch, r.params, data.validation, cfg.evalBatch);
+  const testAccuracy = accuracy(arch, r.params, data.test, cfg.evalBatch);
+  saveModel(dir, { arch, params: r.params, masks: onesMasks(arch) }, { meta: { key: JSON.parse(key), trainWallMs: r.wallMs, validationAccuracy, testAccuracy, losses: r.losses } });
+  return { params: r.params, validationAccuracy, testAccuracy, dir, cached: false, trainWallMs: r.wallMs };
+}

@@ -1,0 +1,390 @@
+/**
+ * DCP — discrimination-aware channel pruning (spec channel-pruning.md §2, §4), sized for 2 CPU cores.
+ *
+ *  - Auxiliary heads (BN → ReLU → GAP → FC, softmax CE) after the stage boundaries: LeNet-5 one head after pool2;
+ *    the BN CNN heads after pool1 and pool2 (rule: every maxpool but the last when there are ≥ 3, else the last).
+ *    Heads are trained on the training split with the network frozen (their BN uses the features' statistics).
+ *  - Greedy selection at the consumer, layer by layer in forward order: L = L_M + λ·L_S with
+ *    L_M = ½·mean((O_b − O)²) at the consumer's pre-activation output and L_S the CE of the head of the consumer's
+ *    stage (the network's own output for the last stage); channel score ‖∂L/∂W_{:,j}‖_F over the selection set;
+ *    the best unselected channels are added (ceil(C/maxSteps) per step), then the consumer weights (selected slices
+ *    only, the rest held at zero) take `itersPerStep` Nesterov-SGD steps with the network, BN and heads frozen.
+ *  - As a scorer the greedy order is run to all C channels on the baseline (score = C − rank); as a pruner it runs
+ *    to k_g on the progressively pruned network, then the final finetune uses L_f only.
+ */
+import * as tf from '@tensorflow/tfjs';
+import type { Architecture } from '../../models/architectures.js';
+import { prunableOps, weightShape } from '../../models/architectures.js';
+import type { ModelParams } from '../../models/params.js';
+import { cloneParams } from '../../models/params.js';
+import { type ChannelGroup, type ChannelMasks, applyChannelMasks, consumerInputEntries, fullChannelMasks } from '../../models/channels.js';
+import { toTensors, disposeModelTensors, type ModelTensors } from '../../models/forward.js';
+import type { ImageSet } from '../data/datasets.js';
+import { Rng } from '../rng.js';
+import { UsageError } from '../errors.js';
+import { batchOf, oneHot } from './data.js';
+import { netForward } from './net.js';
+import { scoreBatches } from './scorers.js';
+
+export interface DcpOptions {
+  /** λ of L_M + λ·L_S (spec: 1). */
+  lambda: number;
+  /** Images of the scoring split used for selection (fixed subset). */
+  selectionImages: number;
+  /** Mini-batch of the per-step optimisation. */
+  batchSize: number;
+  /** Greedy steps to add all of a group's channels: ceil(C / maxSteps) channels are added per step. */
+  maxSteps: number;
+  /** Consumer-weight SGD iterations after each addition (fixed count, PocketFlow style). */
+  itersPerStep: number;
+  /** Selection SGD: Nesterov momentum (SCUT: lr 0.01, momentum 0.9, wd 1e-4). */
+  lr: number;
+  momentum: number;
+  weightDecay: number;
+  /** Head training: images of the training split, Adam steps, learning rate, batch. */
+  headImages: number;
+  headSteps: number;
+  headLr: number;
+}
+
+export const DCP_DEFAULTS: DcpOptions = {
+  lambda: 1,
+  selectionImages: 1024,
+  batchSize: 64,
+  maxSteps: 12,
+  itersPerStep: 30,
+  lr: 0.01,
+  momentum: 0.9,
+  weightDecay: 1e-4,
+  headImages: 4096,
+  headSteps: 400,
+  headLr: 0.005,
+};
+
+/** An auxiliary head reading the output of op `point`. */
+export interface DcpHead {
+  point: number;
+  channels: number;
+  mean: Float32Array;
+  variance: Float32Array;
+  gamma: Float32Array;
+  beta: Float32Array;
+  /** FC [channels, numClasses] and bias. */
+  weight: Float32Array;
+  bias: Float32Array;
+  /** Head accuracy on its training features (for the report). */
+  trainAccuracy: number;
+}
+
+/** Head positions (op indices): every maxpool but the last when there are ≥ 3, else the last maxpool. */
+export function dcpHeadPoints(arch: Architecture): number[] {
+  const pools = arch.ops.flatMap((op, i) => (op.type === 'maxpool' ? [i] : []));
+  if (pools.length === 0) return [];
+  return pools.length >= 3 ? pools.slice(0, -1) : [pools[pools.length - 1]!];
+}
+
+function layerOp(arch: Architecture, layer: number): number {
+  let l = 0;
+  for (let i = 0; i < arch.ops.length; i++) {
+    const t = arch.ops[i]!.type;
+    if (t === 'conv2d' || t === 'dense') {
+      if (l === layer) return i;
+      l++;
+    }
+  }
+  throw new Error(`no prunable layer ${layer}`);
+}
+
+interface HeadTensors {
+  mean: tf.Tensor1D;
+  variance: tf.Tensor1D;
+  gamma: tf.Tensor1D;
+  beta: tf.Tensor1D;
+  weight: tf.Tensor2D;
+  bias: tf.Tensor1D;
+}
+
+function headTensors(h: DcpHead): HeadTensors {
+  return {
+    mean: tf.tensor1d(h.mean),
+    variance: tf.tensor1d(h.variance),
+    gamma: tf.tensor1d(h.gamma),
+    beta: tf.tensor1d(h.beta),
+    weight: tf.tensor2d(h.weight, [h.channels, h.weight.length / h.channels]),
+    bias: tf.tensor1d(h.bias),
+  };
+}
+
+function disposeHead(t: HeadTensors): void {
+  tf.dispose([t.mean, t.variance, t.gamma, t.beta, t.weight, t.bias]);
+}
+
+/** BN (inference, feature statistics) → ReLU → global average pool → FC. */
+function headForward(f: tf.Tensor, h: HeadTensors): tf.Tensor2D {
+  let z = tf.relu(tf.batchNorm(f, h.mean, h.variance, h.beta, h.gamma, 1e-3));
+  if (z.rank === 4) z = tf.mean(z, [1, 2]);
+  return tf.add(tf.matMul(z as tf.Tensor2D, h.weight), h.bias);
+}
+
+/** Features at op `point` (inclusive) for `set[idx]`, inference mode, in chunks. */
+function featuresAt(arch: Architecture, t: ModelTensors, set: ImageSet, idx: ArrayLike<number>, toOp: number, chunk = 256): tf.Tensor {
+  const parts: tf.Tensor[] = [];
+  for (let s = 0; s < idx.length; s += chunk) {
+    const sub = Array.from({ length: Math.min(chunk, idx.length - s) }, (_, i) => idx[s + i]!);
+    const { x } = batchOf(set, sub);
+    parts.push(tf.tidy(() => (toOp <= 0 ? x.clone() : netForward(arch, t, x, { toOp }))));
+    x.dispose();
+  }
+  const out = parts.length === 1 ? parts[0]! : tf.concat(parts, 0);
+  if (parts.length > 1) tf.dispose(parts);
+  return out;
+}
+
+/** Trains the auxiliary heads on frozen features of the training split (Adam on γ, β, FC). */
+export function trainHeads(arch: Architecture, params: ModelParams, train: ImageSet, seed: number | string, opts: DcpOptions): DcpHead[] {
+  const points = dcpHeadPoints(arch);
+  const rng = new Rng(`dcp-heads:${seed}`);
+  const n = Math.min(opts.headImages, train.count);
+  const idx = rng.permutation(train.count).slice(0, n);
+  const labels = Int32Array.from(idx, (i) => train.labels[i]!);
+  const t = toTensors(arch, params);
+  const heads: DcpHead[] = [];
+  try {
+    for (const point of points) {
+      const feats = featuresAt(arch, t, train, idx, point + 1);
+      const axes = feats.rank === 4 ? [0, 1, 2] : [0];
+      const channels = feats.shape[feats.rank - 1]!;
+      const m = tf.moments(feats, axes);
+      const mean = tf.keep(m.mean as tf.Tensor1D);
+      const variance = tf.keep(m.variance as tf.Tensor1D);
+      const scale = Math.sqrt(6 / (channels + arch.numClasses));
+      const w0 = Float32Array.from({ length: channels * arch.numClasses }, () => (2 * rng.uniform() - 1) * scale);
+      const vars = {
+        gamma: tf.variable(tf.ones([channels])) as tf.Variable<tf.Rank.R1>,
+        beta: tf.variable(tf.zeros([channels])) as tf.Variable<tf.Rank.R1>,
+        weight: tf.variable(tf.tensor2d(w0, [channels, arch.numClasses])) as tf.Variable<tf.Rank.R2>,
+        bias: tf.variable(tf.zeros([arch.numClasses])) as tf.Variable<tf.Rank.R1>,
+      };
+      const ht: HeadTensors = { mean, variance, ...vars };
+      const opt = tf.train.adam(opts.headLr);
+      const bs = Math.min(opts.batchSize, n);
+      let perm = rng.permutation(n);
+      let pos = 0;
+      for (let s = 0; s < opts.headSteps; s++) {
+        if (pos + bs > n) {
+          perm = rng.permutation(n);
+          pos = 0;
+        }
+        const b = perm.slice(pos, pos + bs);
+        pos += bs;
+        const bi = tf.tensor1d(b, 'int32');
+        const y = oneHot(Int32Array.from(b, (i) => labels[i]!), arch.numClasses);
+        opt.minimize(() => tf.losses.softmaxCrossEntropy(y, headForward(tf.gather(feats, bi), ht)) as tf.Scalar, false, [vars.gamma, vars.beta, vars.weight, vars.bias]);
+        tf.dispose([bi, y]);
+      }
+      // Training accuracy of the head.
+      const logits = tf.tidy(() => headForward(feats, ht));
+      const pred = tf.tidy(() => tf.argMax(logits, 1));
+      const p = pred.dataSync();
+      let correct = 0;
+      for (let i = 0; i < n; i++) if (p[i] === labels[i]) correct++;
+      heads.push({
+        point,
+        channels,
+        mean: mean.dataSync().slice() as Float32Array,
+        variance: variance.dataSync().slice() as Float32Array,
+        gamma: vars.gamma.dataSync().slice() as Float32Array,
+        beta: vars.beta.dataSync().slice() as Float32Array,
+        weight: vars.weight.dataSync().slice() as Float32Array,
+        bias: vars.bias.dataSync().slice() as Float32Array,
+        trainAccuracy: correct / n,
+      });
+      opt.dispose();
+      tf.dispose([feats, mean, variance, logits, pred, vars.gamma, vars.beta, vars.weight, vars.bias]);
+    }
+  } finally {
+    disposeModelTensors(t);
+  }
+  return heads;
+}
+
+export interface SelectionResult {
+  /** Input channels of the consumer in the order they were selected. */
+  order: number[];
+  /** The consumer's weight after selection (unselected slices zero). */
+  weight: Float32Array;
+  /** Selection loss L after each greedy step. */
+  losses: number[];
+  iterations: number;
+}
+
+/**
+ * Greedy channel selection for group `g` at its (first) consumer, up to `target` channels.
+ * `pruned` is the current (masked) network that feeds the consumer, `baseline` gives O_b.
+ */
+export function greedySelect(
+  arch: Architecture,
+  g: ChannelGroup,
+  pruned: ModelParams,
+  baseline: ModelParams,
+  heads: DcpHead[],
+  data: ImageSet,
+  target: number,
+  seed: number | string,
+  opts: DcpOptions,
+): SelectionResult {
+  if (!Number.isInteger(target) || target < 1 || target > g.channels) throw new UsageError(`DCP: keep count ${target} for ${g.name} is not in [1, ${g.channels}]`);
+  const consumer = g.consumers[0];
+  if (!consumer) throw new Error(`group ${g.name} has no consumer`);
+  const q = consumer.layer;
+  const opQ = layerOp(arch, q);
+  const head = heads.find((h) => h.point > opQ) ?? null;
+  const endOp = head ? head.point + 1 : arch.ops.length;
+  const rng = new Rng(`dcp-select:${seed}:${g.name}`);
+  const sel = scoreBatches(data.count, 1, Math.min(opts.selectionImages, data.count), rng)[0]!;
+  const S = sel.length;
+  const labels = Int32Array.from(sel, (i) => data.labels[i]!);
+  const op = prunableOps(arch)[q]!;
+  const wShape = weightShape(op);
+  const entries = Array.from({ length: g.channels }, (_, c) => consumerInputEntries(arch, g, consumer, c));
+
+  const tP = toTensors(arch, pruned);
+  const tB = toTensors(arch, baseline);
+  const ht = head ? headTensors(head) : null;
+  const input = featuresAt(arch, tP, data, sel, opQ);
+  // Baseline pre-activation output of the consumer.
+  const inputB = featuresAt(arch, tB, data, sel, opQ);
+  const ob = tf.tidy(() => {
+    let out: tf.Tensor | null = null;
+    netForward(arch, tB, inputB, { fromOp: opQ, toOp: opQ + 1, onLayerOutput: (l, o) => (l === q ? (out = o) : undefined) });
+    return out! as tf.Tensor;
+  });
+  inputB.dispose();
+  const yAll = oneHot(labels, arch.numClasses);
+
+  const maskArr = new Float32Array(pruned.layers[q]!.weight.length);
+  let mask = tf.tensor(maskArr, wShape);
+  const W = tf.variable(tf.tensor(pruned.layers[q]!.weight, wShape));
+  let velocity: tf.Tensor = tf.zerosLike(W);
+  const selected = new Uint8Array(g.channels);
+  const order: number[] = [];
+  const losses: number[] = [];
+  let iterations = 0;
+
+  const loss = (weff: tf.Tensor, xin: tf.Tensor, obB: tf.Tensor, y: tf.Tensor): tf.Scalar => {
+    const tt: ModelTensors = { layers: tP.layers.map((l, i) => (i === q ? { weight: weff, bias: l.bias } : l)), batchNorms: tP.batchNorms };
+    let o: tf.Tensor | null = null;
+    const h = netForward(arch, tt, xin, { fromOp: opQ, toOp: endOp, onLayerOutput: (l, out) => (l === q ? (o = out) : undefined) });
+    const logits = ht ? headForward(h, ht) : h;
+    const lm = tf.mul(0.5, tf.mean(tf.squaredDifference(o! as tf.Tensor, obB)));
+    const ls = tf.losses.softmaxCrossEntropy(y, logits);
+    return tf.add(lm, tf.mul(opts.lambda, ls)) as tf.Scalar;
+  };
+  const gatherRows = (t: tf.Tensor, idx: Int32Array) => tf.tidy(() => tf.gather(t, tf.tensor1d(idx, 'int32')));
+
+  try {
+    const perStep = Math.max(1, Math.ceil(g.channels / opts.maxSteps));
+    let bperm = rng.permutation(S);
+    let bpos = 0;
+    while (order.length < target) {
+      // G = ∂L/∂W_eff over the selection set at W_eff = W ⊙ M.
+      const G = new Float64Array(maskArr.length);
+      let total = 0;
+      const chunk = 128;
+      for (let s = 0; s < S; s += chunk) {
+        const idx = Int32Array.from({ length: Math.min(chunk, S - s) }, (_, i) => s + i);
+        const [xin, obB, y] = [gatherRows(input, idx), gatherRows(ob, idx), gatherRows(yAll, idx)];
+        const weff = tf.mul(W, mask);
+        const { value, grad } = tf.valueAndGrad((w: tf.Tensor) => loss(w, xin, obB, y))(weff);
+        const gd = grad.dataSync();
+        const f = idx.length / S;
+        for (let i = 0; i < gd.length; i++) G[i] += f * gd[i]!;
+        total += f * value.dataSync()[0]!;
+        tf.dispose([xin, obB, y, weff, value, grad]);
+      }
+      losses.push(total);
+      const score = entries.map((e, c) => {
+        if (selected[c]) return -Infinity;
+        let s = 0;
+        for (const i of e) s += G[i]! * G[i]!;
+        return Math.sqrt(s);
+      });
+      const cand = Array.from({ length: g.channels }, (_, c) => c)
+        .filter((c) => !selected[c])
+        .sort((a, b) => score[b]! - score[a]! || a - b);
+      const add = cand.slice(0, Math.min(perStep, target - order.length));
+      for (const c of add) {
+        selected[c] = 1;
+        order.push(c);
+        for (const i of entries[c]!) maskArr[i] = 1;
+      }
+      mask.dispose();
+      mask = tf.tensor(maskArr, wShape);
+      if (order.length === g.channels && target === g.channels) break; // ranking complete, nothing left to fit
+      // Fit the selected slices (warm-started from the current weights).
+      const bs = Math.min(opts.batchSize, S);
+      for (let it = 0; it < opts.itersPerStep; it++) {
+        if (bpos + bs > S) {
+          bperm = rng.permutation(S);
+          bpos = 0;
+        }
+        const idx = bperm.slice(bpos, bpos + bs);
+        bpos += bs;
+        const [xin, obB, y] = [gatherRows(input, idx), gatherRows(ob, idx), gatherRows(yAll, idx)];
+        const grad = tf.grad((w: tf.Tensor) => loss(tf.mul(w, mask), xin, obB, y))(W);
+        const next = tf.tidy(() => {
+          const gw = tf.add(grad, tf.mul(W, opts.weightDecay));
+          const vel = tf.add(tf.mul(velocity, opts.momentum), gw);
+          const dir = tf.add(gw, tf.mul(vel, opts.momentum));
+          return { w: tf.mul(tf.sub(W, tf.mul(dir, opts.lr)), mask), vel };
+        });
+        W.assign(next.w);
+        velocity.dispose();
+        velocity = next.vel;
+        tf.dispose([xin, obB, y, grad, next.w]);
+        iterations++;
+      }
+    }
+    const weight = tf.tidy(() => tf.mul(W, mask)).dataSync().slice() as Float32Array;
+    return { order, weight, losses, iterations };
+  } finally {
+    tf.dispose([input, ob, yAll, mask, W, velocity]);
+    disposeModelTensors(tP);
+    disposeModelTensors(tB);
+    if (ht) disposeHead(ht);
+  }
+}
+
+/** DCP scores for the search: the greedy order to all C channels on the baseline, per group (score = C − rank). */
+export function dcpScores(arch: Architecture, groups: ChannelGroup[], baseline: ModelParams, heads: DcpHead[], data: ImageSet, seed: number | string, opts: DcpOptions): Float32Array[] {
+  return groups.map((g) => {
+    const r = greedySelect(arch, g, baseline, baseline, heads, data, g.channels, `${seed}:score`, opts);
+    const s = new Float32Array(g.channels);
+    r.order.forEach((c, rank) => (s[c] = g.channels - rank));
+    return s;
+  });
+}
+
+export interface DcpPruneResult {
+  masks: ChannelMasks;
+  /** Pruned network after selection and consumer reconstruction (masked, full size). */
+  params: ModelParams;
+  perGroup: { name: string; kept: number; losses: number[]; iterations: number }[];
+}
+
+/** Layer-wise DCP pruning to `keep` channels per group, in forward order, on the progressively pruned network. */
+export function dcpPrune(arch: Architecture, groups: ChannelGroup[], baseline: ModelParams, heads: DcpHead[], data: ImageSet, keep: readonly number[], seed: number | string, opts: DcpOptions): DcpPruneResult {
+  const masks = fullChannelMasks(groups);
+  let params = cloneParams(baseline);
+  const perGroup: DcpPruneResult['perGroup'] = [];
+  for (const g of groups) {
+    const r = greedySelect(arch, g, params, baseline, heads, data, keep[g.id]!, `${seed}:prune`, opts);
+    const m = new Uint8Array(g.channels);
+    for (const c of r.order) m[c] = 1;
+    masks[g.id] = m;
+    params.layers[g.consumers[0]!.layer]!.weight = r.weight;
+    params = applyChannelMasks(arch, groups, params, masks);
+    perGroup.push({ name: g.name, kept: r.order.length, losses: r.losses, iterations: r.iterations });
+  }
+  return { masks, params, perGroup };
+}

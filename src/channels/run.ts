@@ -1,0 +1,320 @@
+/**
+ * One channel-pruning run: baseline (cached) → scores → NCS search over keep ratios under the FLOPs budget →
+ * the method's pruner/finetuner on the best configuration → physical slimming → report. The run directory
+ * (config.json, report.json, search.json, model/ in prunus format, tfjs-model/ as a tfjs LayersModel) is written
+ * atomically at the end.
+ */
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { createRequire } from 'node:module';
+import * as tf from '@tensorflow/tfjs';
+import { getArchitecture } from '../../models/architectures.js';
+import '../../models/zoo-cnn.js';
+import { channelGroups, configCost, denseCost, keptIndices, masksFromScores, applyChannelMasks, type ChannelMasks } from '../../models/channels.js';
+import { slimModel, toLayersModel, layersModelArtifacts, writeLayersModelFiles } from '../../models/slim.js';
+import { onesMasks } from '../../models/params.js';
+import { writeModelFiles } from '../../models/io.js';
+import { toTensors, forward, disposeModelTensors } from '../../models/forward.js';
+import { initBackend, backendRecord, describeBackend, type BackendName } from '../../evaluators/backend.js';
+import { writeDirAtomic } from '../atomic.js';
+import { UsageError } from '../errors.js';
+import { defaultChannelsConfig, validateChannelsConfig, type ChannelsConfig, type MethodName, type Objective } from './config.js';
+import { loadChannelData } from './data.js';
+import { getBaseline } from './baseline.js';
+import { createMethod } from './methods.js';
+import { inProcessEvaluator, searchKeepRatios, type ChannelEvaluator, type SearchOutcome } from './search.js';
+import { accuracy } from './train.js';
+import { sharedEvaluatorAdapter } from './evaluator.js';
+import { createPoolEvaluator } from '../../evaluators/index.js';
+
+export interface ChannelsOptions {
+  model: string;
+  method: MethodName;
+  quick?: boolean;
+  flopsBudget?: number;
+  maxAccDrop?: number;
+  objective?: Objective;
+  seed?: number;
+  backend?: BackendName;
+  /** Overrides applied on top of the defaults/quick preset (deep-merged one level). */
+  overrides?: Partial<ChannelsConfig>;
+  /** Run directory (default <resultsRoot>/channels-<model>-<method>-b<budget>-s<seed>-<time>). */
+  out?: string;
+  resultsRoot?: string;
+  log?: (line: string) => void;
+  /**
+   * Search evaluation: 0 (default) evaluates slimmed candidates in this thread; N >= 1 uses the shared Piscina pool
+   * of evaluators/ with N workers (masked candidates, 'channels' kind).
+   */
+  workers?: number;
+  /** Replaces the candidate evaluator altogether. */
+  makeEvaluator?: (ctx: { cfg: ChannelsConfig; scores: Float32Array[] }) => ChannelEvaluator | Promise<ChannelEvaluator>;
+}
+
+export interface GroupRecord {
+  name: string;
+  channels: number;
+  kept: number;
+  keepRatio: number;
+  keptIndices: number[];
+}
+
+export interface ChannelsReport {
+  status: 'finished';
+  command: 'channels';
+  model: string;
+  dataset: string;
+  method: MethodName;
+  objective: Objective;
+  seed: number;
+  backend: Record<string, unknown>;
+  flopsBudget: number;
+  maxAccDrop: number;
+  macs: { before: number; after: number; reduction: number; withinBudget: boolean };
+  params: { before: number; after: number; reduction: number };
+  accuracy: {
+    /** Test accuracy of the unpruned baseline. */
+    baseline: number;
+    /** Test accuracy of the searched configuration applied one-shot to the baseline (scores, no finetuning). */
+    pruned: number;
+    /** Test accuracy after the method's pruning phase, before the final finetune (DI rounds, DCP reconstruction). */
+    afterPruningPhase: number;
+    /** Test accuracy of the finetuned, physically slimmed model. */
+    finetuned: number;
+    validation: { baseline: number; pruned: number; finetuned: number };
+  };
+  groups: GroupRecord[];
+  search: {
+    evaluations: number;
+    distinct: number;
+    generations: number;
+    feasible: boolean;
+    bestRatios: number[];
+    startRatio: number;
+    validationAccuracy: number;
+    evaluator: string;
+    wallMs: number;
+  };
+  method_details: Record<string, unknown>;
+  budgets: {
+    data: ChannelsConfig['data'];
+    baseline: ChannelsConfig['baseline'];
+    search: ChannelsConfig['search'];
+    finetuneSteps: number;
+    finetuneBatch: number;
+    scorer: Record<string, unknown>;
+  };
+  baseline: { dir: string; cached: boolean; trainWallMs: number };
+  slim: { arch: string; maxAbsDiffVsMasked: number };
+  wallTimeMs: number;
+  phasesMs: Record<string, number>;
+  versions: Record<string, string>;
+  runDir: string;
+}
+
+function timestamp(): string {
+  return new Date().toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
+}
+
+function versions(): Record<string, string> {
+  const require = createRequire(import.meta.url);
+  let tfjs = 'unknown';
+  try {
+    tfjs = (require('@tensorflow/tfjs/package.json') as { version: string }).version;
+  } catch {
+    /* not resolvable */
+  }
+  let prunus = 'unknown';
+  for (const rel of ['../../../package.json', '../../package.json']) {
+    try {
+      prunus = (JSON.parse(readFileSync(new URL(rel, import.meta.url), 'utf8')) as { name: string; version: string }).version;
+      break;
+    } catch {
+      /* try the next layout (dist/ or source) */
+    }
+  }
+  return { prunus, node: process.version, tfjs };
+}
+
+/** Defaults(model) < quick preset < explicit options < overrides. Validated; bad input throws a UsageError. */
+export function resolveChannelsConfig(opts: ChannelsOptions): ChannelsConfig {
+  const base = defaultChannelsConfig(opts.model, opts.method, Boolean(opts.quick));
+  const c: ChannelsConfig = { ...base };
+  if (opts.flopsBudget !== undefined) c.flopsBudget = opts.flopsBudget;
+  if (opts.maxAccDrop !== undefined) c.maxAccDrop = opts.maxAccDrop;
+  if (opts.objective !== undefined) c.objective = opts.objective;
+  if (opts.seed !== undefined) c.seed = opts.seed;
+  for (const [k, v] of Object.entries(opts.overrides ?? {})) {
+    if (v === undefined) continue;
+    const cur = (c as unknown as Record<string, unknown>)[k];
+    (c as unknown as Record<string, unknown>)[k] = cur && typeof cur === 'object' && !Array.isArray(cur) && typeof v === 'object' ? { ...cur, ...v } : v;
+  }
+  return validateChannelsConfig(c);
+}
+
+function maxAbsDiff(a: Float32Array, b: Float32Array): number {
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]! - b[i]!));
+  return m;
+}
+
+/** Runs channel pruning end to end and writes the run directory. */
+export async function pruneChannels(opts: ChannelsOptions): Promise<ChannelsReport> {
+  const t0 = Date.now();
+  const cfg = resolveChannelsConfig(opts);
+  const log = opts.log ?? (() => {});
+  const resultsRoot = resolve(opts.resultsRoot ?? process.env.PRUNUS_RESULTS ?? 'results');
+  const runDir = resolve(opts.out ?? join(resultsRoot, `channels-${cfg.model}-${cfg.method}-b${cfg.flopsBudget}-s${cfg.seed}-${timestamp()}`));
+  if (existsSync(join(runDir, 'report.json'))) throw new UsageError(`${runDir} already holds a finished run`);
+  const backend = await initBackend(opts.backend ?? 'auto');
+  log(describeBackend(backend));
+  const phases: Record<string, number> = {};
+  const phase = <T>(name: string, f: () => T): T => {
+    const s = Date.now();
+    const r = f();
+    phases[name] = (phases[name] ?? 0) + Date.now() - s;
+    return r;
+  };
+
+  const arch = getArchitecture(cfg.model);
+  const groups = channelGroups(arch);
+  const data = phase('data', () => loadChannelData(cfg.dataset, cfg.data, { dataDir: cfg.dataDir, splitSeed: cfg.splitSeed }));
+  const baseline = phase('baseline', () => getBaseline(resultsRoot, cfg, data, log));
+  log(`baseline: validation ${(baseline.validationAccuracy * 100).toFixed(2)}%, test ${(baseline.testAccuracy * 100).toFixed(2)}%`);
+
+  const method = createMethod(cfg.method, { arch, groups, baseline: baseline.params, data, seed: cfg.seed, cfg, log });
+  const scores = phase('score', () => method.score());
+  log(`${cfg.method}: scored ${groups.length} groups`);
+
+  let evaluator: ChannelEvaluator;
+  let evaluatorName = 'in-process (slimmed candidates)';
+  if (opts.makeEvaluator) {
+    evaluator = await opts.makeEvaluator({ cfg, scores });
+    evaluatorName = 'custom';
+  } else if (opts.workers && opts.workers > 0) {
+    evaluatorName = `evaluators/ pool, ${opts.workers} workers (masked candidates)`;
+    const pool = await createPoolEvaluator({ workers: opts.workers, backend: backend.name === 'cpu' ? 'cpu' : 'wasm', batchSize: cfg.evalBatch });
+    const adapter = sharedEvaluatorAdapter(pool, arch, baseline.params, scores, data.validation);
+    await adapter.ready();
+    evaluator = adapter;
+  } else evaluator = inProcessEvaluator(arch, groups, baseline.params, scores, data.validation, cfg.evalBatch);
+  const s0 = Date.now();
+  let search: SearchOutcome;
+  try {
+    search = await searchKeepRatios(
+      arch,
+      groups,
+      evaluator,
+      {
+        objective: cfg.objective,
+        flopsBudget: cfg.flopsBudget,
+        maxAccDrop: cfg.maxAccDrop,
+        baselineAccuracy: baseline.validationAccuracy,
+        popSize: cfg.search.popSize,
+        budget: cfg.search.budget,
+        sigma0: cfg.search.sigma0,
+        lower: cfg.search.lower,
+        upper: cfg.search.upper,
+        seed: cfg.seed,
+      },
+      log,
+    );
+  } finally {
+    await evaluator.dispose?.();
+  }
+  phases.search = Date.now() - s0;
+  const keep = search.best.keep;
+  log(`search: keep ${keep.join(',')} (${search.best.result.feasible ? 'feasible' : 'infeasible'}), MACs ${(search.best.macs / denseCost(arch, groups).macs * 100).toFixed(1)}% of dense`);
+
+  const oneShotMasks = masksFromScores(groups, scores, keep);
+  const oneShotParams = applyChannelMasks(arch, groups, baseline.params, oneShotMasks);
+  const prunedTest = phase('evaluate', () => accuracy(arch, oneShotParams, data.test, cfg.evalBatch));
+
+  const outcome = phase('prune+finetune', () => method.prune(keep, scores));
+  const masks: ChannelMasks = outcome.masks;
+  const afterPhaseTest = phase('evaluate', () => accuracy(arch, outcome.pruned, data.test, cfg.evalBatch));
+
+  // Physical slimming; check it against the masked model on a batch.
+  const slim = slimModel(arch, groups, outcome.finetuned, masks);
+  const diff = phase('slim', () => {
+    const [h, w, c] = arch.inputShape;
+    const n = Math.min(64, data.test.count);
+    const x = tf.tensor4d(data.test.images.subarray(0, n * h * w * c), [n, h, w, c]);
+    const ta = toTensors(arch, outcome.finetuned);
+    const tb = toTensors(slim.arch, slim.params);
+    const a = tf.tidy(() => forward(arch, ta, x));
+    const b = tf.tidy(() => forward(slim.arch, tb, x));
+    const d = maxAbsDiff(a.dataSync() as Float32Array, b.dataSync() as Float32Array);
+    tf.dispose([x, a, b]);
+    disposeModelTensors(ta);
+    disposeModelTensors(tb);
+    return d;
+  });
+  const finetunedTest = phase('evaluate', () => accuracy(slim.arch, slim.params, data.test, cfg.evalBatch));
+  const finetunedVal = phase('evaluate', () => accuracy(slim.arch, slim.params, data.validation, cfg.evalBatch));
+
+  const dense = denseCost(arch, groups);
+  const kept = masks.map((m) => keptIndices(m));
+  const cost = configCost(arch, groups, kept.map((k) => k.length));
+  const layersModel = toLayersModel(slim.arch, slim.params);
+  const tfjsFiles = await layersModelArtifacts(layersModel);
+  layersModel.dispose();
+
+  const scorer: Record<string, unknown> =
+    cfg.method === 'di' ? { ...cfg.di } : cfg.method === 'dcp' ? { ...cfg.dcp } : cfg.method === 'gfbs' ? { ...cfg.gfbs } : {};
+  const report: ChannelsReport = {
+    status: 'finished',
+    command: 'channels',
+    model: cfg.model,
+    dataset: cfg.dataset,
+    method: cfg.method,
+    objective: cfg.objective,
+    seed: cfg.seed,
+    backend: backendRecord(backend),
+    flopsBudget: cfg.flopsBudget,
+    maxAccDrop: cfg.maxAccDrop,
+    macs: { before: dense.macs, after: cost.macs, reduction: 1 - cost.macs / dense.macs, withinBudget: cost.macs <= cfg.flopsBudget * dense.macs },
+    params: { before: dense.params, after: cost.params, reduction: 1 - cost.params / dense.params },
+    accuracy: {
+      baseline: baseline.testAccuracy,
+      pruned: prunedTest,
+      afterPruningPhase: afterPhaseTest,
+      finetuned: finetunedTest,
+      validation: { baseline: baseline.validationAccuracy, pruned: search.best.accuracy, finetuned: finetunedVal },
+    },
+    groups: groups.map((g, i) => ({ name: g.name, channels: g.channels, kept: kept[i]!.length, keepRatio: kept[i]!.length / g.channels, keptIndices: kept[i]! })),
+    search: {
+      evaluations: search.evaluations,
+      distinct: search.distinct,
+      generations: search.generations,
+      feasible: search.best.result.feasible,
+      bestRatios: search.best.ratios.map((r) => Number(r.toFixed(6))),
+      startRatio: Number(search.start.ratios[0]!.toFixed(6)),
+      validationAccuracy: search.best.accuracy,
+      evaluator: evaluatorName,
+      wallMs: search.wallMs,
+    },
+    method_details: outcome.details,
+    budgets: { data: cfg.data, baseline: cfg.baseline, search: cfg.search, finetuneSteps: outcome.finetuneSteps, finetuneBatch: cfg.finetune.batchSize, scorer },
+    baseline: { dir: baseline.dir, cached: baseline.cached, trainWallMs: baseline.trainWallMs },
+    slim: { arch: slim.arch.name, maxAbsDiffVsMasked: diff },
+    wallTimeMs: Date.now() - t0,
+    phasesMs: phases,
+    versions: versions(),
+    runDir,
+  };
+  writeDirAtomic(runDir, (tmp) => {
+    const w = (name: string, v: unknown) => writeFileSync(join(tmp, name), JSON.stringify(v, null, 2) + '\n');
+    w('config.json', { ...cfg, backend: opts.backend ?? 'auto' });
+    w('search.json', { start: search.start, best: search.best, history: search.history });
+    w('report.json', report);
+    const modelDir = join(tmp, 'model');
+    mkdirSync(modelDir);
+    writeModelFiles(modelDir, { arch: slim.arch, params: slim.params, masks: onesMasks(slim.arch) }, { meta: { source: 'prunus channels', method: cfg.method, seed: cfg.seed, keptIndices: kept } });
+    const tfjsDir = join(tmp, 'tfjs-model');
+    mkdirSync(tfjsDir);
+    writeLayersModelFiles(tfjsDir, tfjsFiles);
+  });
+  return report;
+}
+
