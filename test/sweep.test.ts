@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { UsageError } from '../src/errors.js';
-import { expandRuns, flagsToArgv, runId, summaryCsv, summaryMarkdown, sweep, validateSweepSpec, type SweepEvent } from '../src/sweep/index.js';
+import { expandRuns, flagsToArgv, resolveSweep, runId, summaryCsv, summaryMarkdown, sweep, validateSweepSpec, type SweepEvent } from '../src/sweep/index.js';
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const work = mkdtempSync(join(tmpdir(), 'prunus-sweep-test-'));
@@ -136,6 +136,16 @@ describe('sweep files', () => {
     expect((err as Error).message).not.toContain('\n');
   });
 
+  it('checks flag names against the run command: a given list, and the real search command by default', async () => {
+    expect(() => validateSweepSpec({ name: 'x', base: { quik: true }, grid: { model: ['lenet-5'] } }, { knownFlags: new Set(['model', 'quick']) })).toThrow(
+      /^sweep\.json: base\.quik is not a flag of 'prunus search'$/,
+    );
+    await expect(resolveSweep({ name: 'x', base: { quik: true }, grid: { model: ['lenet-5'] } }, { out: join(work, 'never') })).rejects.toThrow("sweep: base.quik is not a flag of 'prunus search'");
+    const ok = await resolveSweep({ name: 'x', base: { quick: true, 'search-budget': 20 }, grid: { model: ['lenet-5'], seed: [4] } }, { out: join(work, 'never'), cores: 4, parallel: 2 });
+    expect(ok.runs.map((r) => r.argv)).toEqual([['search', '--quick', '--search-budget', '20', '--model', 'lenet-5', '--seed', '4', '--workers', '2', '--out', join(work, 'never', 'runs', 'lenet-5_s4'), '--json']]);
+    expect(existsSync(join(work, 'never'))).toBe(false);
+  });
+
   it('expands a grid and explicit runs into runs with stable ids', () => {
     const spec = validateSweepSpec({
       name: 'ids',
@@ -227,7 +237,7 @@ describe('sweep runs', () => {
     const out = join(work, 'ref-sweep');
     const events: { e: SweepEvent; t: number }[] = [];
     const r = await sweep(
-      { name: 'ref', base: { model: 'lenet-5', seed: 7, steps: 4, 'step-ms': 120 }, grid: { optimizer: ['ncs', 'random'] } },
+      { name: 'ref', base: { model: 'lenet-5', seed: 7, steps: 8, 'step-ms': 120 }, grid: { optimizer: ['ncs', 'random'] } },
       { out, exec: [process.execPath, fake], parallel: 2, onEvent: (e) => events.push({ e, t: Date.now() }), pollMs: 20 },
     );
     expect(r.finished).toBe(2);
@@ -240,6 +250,31 @@ describe('sweep runs', () => {
     const firstEnd = events.find((x) => x.e.type === 'run-end' && (x.e as { id: string }).id === (starts[0]!.e as { id: string }).id)!.t;
     expect(starts[1]!.t - firstInvocation).toBeGreaterThanOrEqual(2 * 120 - 20);
     expect(starts[1]!.t).toBeLessThan(firstEnd);
+  });
+
+  it('aborting (what Ctrl-C does) stops the running runs, records them as interrupted, and the next start resumes them', async () => {
+    const out = join(work, 'abort-sweep');
+    const spec = { name: 'abort', base: { steps: 10, 'step-ms': 100 }, grid: { model: ['lenet-5'], seed: [1, 2] } };
+    const ac = new AbortController();
+    const r1 = await sweep(spec, {
+      out,
+      exec: [process.execPath, fake],
+      parallel: 2,
+      signal: ac.signal,
+      pollMs: 20,
+      onEvent: (e) => {
+        if (e.type === 'run-start') setTimeout(() => ac.abort(), 600);
+      },
+    });
+    expect(r1.interrupted).toBe(true);
+    expect(r1.rows.map((r) => r.status)).toEqual(['interrupted', 'interrupted']);
+    expect(existsSync(join(out, 'sweep.lock'))).toBe(false);
+    const r2 = await sweep(out, { exec: [process.execPath, fake], pollMs: 20 });
+    expect(r2.rows.map((r) => r.status)).toEqual(['finished', 'finished']);
+    for (const id of ['lenet-5_s1', 'lenet-5_s2']) {
+      const calls = readFileSync(join(out, 'runs', id, 'invocations.log'), 'utf8').trim().split('\n').map((l) => l.split(' ')[0]);
+      expect(calls).toEqual(['search', 'resume']);
+    }
   });
 
   it('a sweep killed mid-way (SIGKILL, with and without its children) and restarted finishes every run exactly once', async () => {

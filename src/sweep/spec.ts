@@ -131,19 +131,19 @@ function gridWhat(flag: string): string {
   return 'an array of strings or numbers';
 }
 
-function checkFlagName(label: string, where: string, flag: string, known: ReadonlySet<string> | null): void {
+function checkFlagName(label: string, where: string, flag: string, known: ReadonlySet<string> | null, command: string): void {
   if (!/^[a-z][a-z0-9]*(-[a-z0-9]+)*$/.test(flag)) {
     const kebab = flag.replace(/^-+/, '').replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
     throw new UsageError(`${label}: ${where} is not a flag name (write flags without dashes in kebab-case, e.g. '${kebab}')`);
   }
   if (RESERVED[flag]) throw new UsageError(`${label}: ${where} ${RESERVED[flag]}`);
-  if (known && !known.has(flag)) throw new UsageError(`${label}: ${where} is not a flag of the run command`);
+  if (known && !known.has(flag)) throw new UsageError(`${label}: ${where} is not a flag of 'prunus ${command}'`);
 }
 
 function checkFlags(label: string, where: string, v: unknown, command: string, known: ReadonlySet<string> | null): Flags {
   if (!isPlainObject(v)) throw new UsageError(`${label}: ${where} must be an object of flags, got ${describe(v)}`);
   for (const [k, x] of Object.entries(v)) {
-    checkFlagName(label, `${where}.${k}`, k, known);
+    checkFlagName(label, `${where}.${k}`, k, known, command);
     checkValue(label, `${where}.${k}`, k, x, command);
   }
   return v as Flags;
@@ -185,7 +185,7 @@ export function validateSweepSpec(raw: unknown, opts: ValidateOptions = {}): Swe
     if (!isPlainObject(grid)) throw new UsageError(`${label}: grid must be an object of flag: [values], got ${describe(grid)}`);
     const g: Record<string, FlagValue[]> = {};
     for (const [k, list] of Object.entries(grid)) {
-      checkFlagName(label, `grid.${k}`, k, known);
+      checkFlagName(label, `grid.${k}`, k, known, cmd);
       if (!Array.isArray(list) || list.length === 0) throw new UsageError(`${label}: grid.${k} must be ${gridWhat(k)} (non-empty), got ${describe(list)}`);
       list.forEach((x, i) => {
         try {

@@ -175,6 +175,22 @@ function loadInput(input: string | SweepSpec, known: ReadonlySet<string> | null)
   return { spec, source: path, dir: spec.out ? resolve(dirname(path), spec.out) : null, label };
 }
 
+/** The command a sweep runs, read before validation (so that flag names can be checked against it); 'search' by default. */
+function peekCommand(input: string | SweepSpec): string {
+  let raw: unknown = input;
+  if (typeof input === 'string') {
+    try {
+      const p = resolve(input);
+      raw = JSON.parse(readFileSync(statSync(p).isDirectory() ? join(p, SWEEP_FILE) : p, 'utf8'));
+      if (raw && typeof raw === 'object' && (raw as { prunusSweep?: unknown }).prunusSweep === 1) raw = (raw as { spec?: unknown }).spec;
+    } catch {
+      return 'search'; // loadInput reports the problem
+    }
+  }
+  const c = raw && typeof raw === 'object' ? (raw as { command?: unknown }).command : undefined;
+  return typeof c === 'string' ? c : 'search';
+}
+
 function readJson<T>(path: string): T | null {
   try {
     return JSON.parse(readFileSync(path, 'utf8')) as T;
@@ -246,10 +262,9 @@ function lastLine(path: string): string {
 export async function resolveSweep(input: string | SweepSpec, opts: SweepOptions = {}): Promise<ResolvedSweep & { dir: string; label: string }> {
   const exec = opts.exec ?? null;
   const customExec = exec !== null || Boolean(process.env.PRUNUS_SWEEP_EXEC);
-  const firstPass = loadInput(input, null);
-  const command = firstPass.spec.command ?? 'search';
-  const known = await knownFlags(command, customExec);
-  const { spec, source, dir: fileDir, label } = known ? loadInput(input, known) : firstPass;
+  const known = await knownFlags(peekCommand(input), customExec);
+  const { spec, source, dir: fileDir, label } = loadInput(input, known);
+  const command = spec.command ?? 'search';
   if (opts.backend !== undefined) spec.base = { ...(spec.base ?? {}), backend: opts.backend };
   const runs = expandRuns(spec, label);
   const dir = resolve(opts.out ?? fileDir ?? join('results', 'sweeps', spec.name));
