@@ -254,18 +254,17 @@ describe('sweep runs', () => {
 
   it('aborting (what Ctrl-C does) stops the running runs, records them as interrupted, and the next start resumes them', async () => {
     const out = join(work, 'abort-sweep');
-    const spec = { name: 'abort', base: { steps: 10, 'step-ms': 100 }, grid: { model: ['lenet-5'], seed: [1, 2] } };
+    const spec = { name: 'abort', base: { steps: 20, 'step-ms': 100 }, grid: { model: ['lenet-5'], seed: [1, 2] } };
     const ac = new AbortController();
-    const r1 = await sweep(spec, {
-      out,
-      exec: [process.execPath, fake],
-      parallel: 2,
-      signal: ac.signal,
-      pollMs: 20,
-      onEvent: (e) => {
-        if (e.type === 'run-start') setTimeout(() => ac.abort(), 600);
-      },
-    });
+    const running = sweep(spec, { out, exec: [process.execPath, fake], parallel: 2, signal: ac.signal, pollMs: 20 });
+    // Abort once both runs are under way (have checkpointed at least once).
+    const t0 = Date.now();
+    while (!['lenet-5_s1', 'lenet-5_s2'].every((id) => existsSync(join(out, 'runs', id, 'checkpoint.json')))) {
+      if (Date.now() - t0 > 60_000) throw new Error('runs did not start');
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    ac.abort();
+    const r1 = await running;
     expect(r1.interrupted).toBe(true);
     expect(r1.rows.map((r) => r.status)).toEqual(['interrupted', 'interrupted']);
     expect(existsSync(join(out, 'sweep.lock'))).toBe(false);
