@@ -120,25 +120,26 @@ export function toLayersModel(arch: Architecture, params: ModelParams): tf.Seque
     first = false;
     return { ...cfg, inputShape };
   };
-  const weights: tf.Tensor[] = [];
+  // Weights per layer (model.setWeights would expect all trainable weights before the BN moving statistics).
+  const perLayer: [tf.layers.Layer, tf.Tensor[]][] = [];
   let layer = 0;
   let bn = 0;
   for (const op of arch.ops) {
     switch (op.type) {
       case 'conv2d': {
-        model.add(
-          tf.layers.conv2d(
-            withInput({ name: op.name, filters: op.outChannels, kernelSize: op.kernel, strides: op.stride, padding: op.padding, activation: op.activation, useBias: true }),
-          ),
+        const l = tf.layers.conv2d(
+          withInput({ name: op.name, filters: op.outChannels, kernelSize: op.kernel, strides: op.stride, padding: op.padding, activation: op.activation, useBias: true }),
         );
+        model.add(l);
         const p = params.layers[layer++]!;
-        weights.push(tf.tensor(p.weight, weightShape(op)), tf.tensor1d(p.bias));
+        perLayer.push([l, [tf.tensor(p.weight, weightShape(op)), tf.tensor1d(p.bias)]]);
         break;
       }
       case 'dense': {
-        model.add(tf.layers.dense(withInput({ name: op.name, units: op.outUnits, activation: op.activation, useBias: true })));
+        const l = tf.layers.dense(withInput({ name: op.name, units: op.outUnits, activation: op.activation, useBias: true }));
+        model.add(l);
         const p = params.layers[layer++]!;
-        weights.push(tf.tensor(p.weight, weightShape(op)), tf.tensor1d(p.bias));
+        perLayer.push([l, [tf.tensor(p.weight, weightShape(op)), tf.tensor1d(p.bias)]]);
         break;
       }
       case 'maxpool':
@@ -148,16 +149,19 @@ export function toLayersModel(arch: Architecture, params: ModelParams): tf.Seque
         model.add(tf.layers.flatten(withInput({})));
         break;
       case 'batchnorm': {
-        model.add(tf.layers.batchNormalization(withInput({ name: op.name, axis: -1, epsilon: op.epsilon })));
+        const l = tf.layers.batchNormalization(withInput({ name: op.name, axis: -1, epsilon: op.epsilon }));
+        model.add(l);
         const b = params.batchNorms[bn++]!;
-        weights.push(tf.tensor1d(b.gamma), tf.tensor1d(b.beta), tf.tensor1d(b.movingMean), tf.tensor1d(b.movingVariance));
+        perLayer.push([l, [tf.tensor1d(b.gamma), tf.tensor1d(b.beta), tf.tensor1d(b.movingMean), tf.tensor1d(b.movingVariance)]]);
         if (op.activation === 'relu') model.add(tf.layers.activation({ activation: 'relu' }));
         break;
       }
     }
   }
-  model.setWeights(weights);
-  tf.dispose(weights);
+  for (const [l, w] of perLayer) {
+    l.setWeights(w);
+    tf.dispose(w);
+  }
   return model;
 }
 

@@ -72,6 +72,11 @@ function customConv(k: number, pad: 'valid' | 'same', needInputGrad: boolean): (
   return f;
 }
 
+/** The fallback conv (gradients as forward convs) regardless of the backend, stride 1 only (tests compare it). */
+export function conv2dForwardConvGrads(x: tf.Tensor4D, w: tf.Tensor4D, op: Pick<Conv2DOp, 'kernel' | 'padding'>, needInputGrad = true): tf.Tensor4D {
+  return customConv(op.kernel, op.padding, needInputGrad)(x, w);
+}
+
 /** True when the active backend can differentiate conv2d w.r.t. the filter natively. */
 export function hasNativeFilterGrad(): boolean {
   return tf.getKernel('Conv2DBackpropFilter', tf.getBackend()) !== undefined;
