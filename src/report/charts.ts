@@ -27,6 +27,8 @@ const CONFIG = {
   },
 };
 
+const plural = (n: number, one: string, many: string) => `${n} ${n === 1 ? one : many}`;
+
 export function backendLabel(b: unknown): string {
   if (!b || typeof b !== 'object') return String(b ?? 'unknown');
   const x = b as { name?: unknown; adapter?: unknown };
@@ -60,6 +62,9 @@ export function trainingFigure(run: RunData): Figure | null {
     if (typeof l.validationAccuracy === 'number' && Number.isFinite(l.validationAccuracy)) out.push({ iteration: l.iteration, series: 'validation', accuracy: l.validationAccuracy });
     return out;
   });
+  const compValues = [...compression.map((c) => c.compression), ...searches.map((x) => x.compression).filter((c) => c > 0)];
+  // A log scale once compression spans an order of magnitude; before that (short runs) it would be mostly empty.
+  const compLog = Math.max(...compValues) / Math.min(...compValues) >= 5;
   const marks = searches.map((s) => ({ iteration: s.iteration, compression: s.compression, accuracy: s.accuracy, layers: s.layers.join(', '), feasible: s.feasible ? 'yes' : 'no' }));
   const phaseMarks = phases.map((p) => ({ iteration: p.iteration, phase: p.phase }));
   const rules = (y: 'compression' | 'accuracy') => [
@@ -106,7 +111,7 @@ export function trainingFigure(run: RunData): Figure | null {
     ...CONFIG,
     title: {
       text: 'Compression and accuracy over iterations',
-      subtitle: `${runTag(run)} · ${searches.length} searches (dashed lines, ▼ result)`,
+      subtitle: `${runTag(run)} · ${plural(searches.length, 'search', 'searches')} (dashed lines, ▼ result)`,
     },
     vconcat: [
       {
@@ -118,7 +123,7 @@ export function trainingFigure(run: RunData): Figure | null {
             mark: { type: 'line', color: '#4c78a8', strokeWidth: 2, point: compression.length <= 40 },
             encoding: {
               x: iterationAxis(maxIt, null),
-              y: { field: 'compression', type: 'quantitative', scale: { type: 'log' }, title: 'compression (×, log scale)' },
+              y: { field: 'compression', type: 'quantitative', scale: compLog ? { type: 'log' } : { zero: false }, title: compLog ? 'compression (×, log scale)' : 'compression (×)' },
               tooltip: [{ field: 'iteration' }, { field: 'compression', format: '.2f' }],
             },
           },
@@ -198,7 +203,8 @@ export function convergenceFigure(run: RunData): Figure | null {
   );
   if (values.length === 0) return null;
   const optimizer = String(run.report?.optimizer ?? run.config.options?.optimizer ?? '');
-  const logY = values.every((v) => v.bestFitness > 0);
+  const fit = values.map((v) => v.bestFitness);
+  const logY = Math.min(...fit) > 0 && Math.max(...fit) / Math.min(...fit) >= 5;
   const many = searches.length > 6;
   const spec: VlSpec = {
     ...CONFIG,
@@ -211,8 +217,8 @@ export function convergenceFigure(run: RunData): Figure | null {
     data: { values },
     mark: { type: 'line', strokeWidth: 1.5, point: values.length <= 60 },
     encoding: {
-      x: { field: 'generation', type: 'quantitative', title: 'generation' },
-      y: { field: 'bestFitness', type: 'quantitative', scale: logY ? { type: 'log' } : { zero: false }, title: `best fitness (lower is better${logY ? ', log scale' : ''})` },
+      x: { field: 'generation', type: 'quantitative', title: 'generation', axis: { tickMinStep: 1, format: 'd' } },
+      y: { field: 'bestFitness', type: 'quantitative', scale: logY ? { type: 'log' } : { zero: false }, title: `best fitness (lower is better${logY ? ', log scale' : ''})`, axis: { format: '.3~g' } },
       color: many
         ? { field: 'iteration', type: 'quantitative', scale: { scheme: 'viridis' }, title: 'search at iteration' }
         : { field: 'search', type: 'nominal', sort: { field: 'iteration' }, title: 'search' },
@@ -264,7 +270,7 @@ export function scatterFigure(rows: SummaryRow[], sweepName: string): Figure | n
     ...CONFIG,
     title: {
       text: 'Test accuracy against compression',
-      subtitle: `sweep ${sweepName} · ${pts.length} finished runs · seeds ${listLabel(pts.map((p) => p.seed))} · backend ${listLabel(pts.map((p) => p.backend))} · dashed: Pareto front per model`,
+      subtitle: `sweep ${sweepName} · ${plural(pts.length, 'finished run', 'finished runs')} · seeds ${listLabel(pts.map((p) => p.seed))} · backend ${listLabel(pts.map((p) => p.backend))} · dashed: Pareto front per model`,
     },
     width: WIDTH,
     height: 300,
