@@ -148,7 +148,10 @@ interface Loaded {
 
 /** Reads a sweep file, a resolved <sweep>/sweep.json, or a sweep directory. */
 function loadInput(input: string | SweepSpec, known: ReadonlySet<string> | null): Loaded {
-  if (typeof input !== 'string') return { spec: validateSweepSpec(input, { label: 'sweep', knownFlags: known }), source: null, dir: null, label: 'sweep' };
+  if (typeof input !== 'string') {
+    const spec = validateSweepSpec(input, { label: 'sweep', knownFlags: known });
+    return { spec, source: null, dir: spec.out ? resolve(spec.out) : null, label: 'sweep' };
+  }
   let path = resolve(input);
   if (!existsSync(path)) throw new UsageError(`${input} does not exist`);
   let dir: string | null = null;
