@@ -79,7 +79,7 @@ function runModel(arch: Architecture, params: ModelParams, masks: LayerMasks[], 
   } finally {
     disposeModelTensors(t);
   }
-  const evalCorrect = evaluateAccuracy(arch, params, masks, test, 100).correct;
+  const evalCorrect = evaluateAccuracy(arch, params, masks, test, 25).correct;
   const trainer = new Trainer(arch, params, train, { solver: { batchSize: 32 } });
   try {
     trainer.setMasks(masks);
@@ -116,7 +116,7 @@ let test: ImageSet;
 const cases = new Map<string, { arch: Architecture; params: ModelParams; masks: LayerMasks[]; x: Float32Array; cpu: RunResult }>();
 
 beforeAll(async () => {
-  const data = loadDataset('mnist', { limit: { train: 64, validation: 0, test: 100 }, validationSize: 6000 });
+  const data = loadDataset('mnist', { limit: { train: 64, validation: 0, test: 50 }, validationSize: 6000 });
   train = data.train;
   test = data.test;
   // The cpu reference for every model first, then the webgpu backend (which must exist: CI installs lavapipe).
