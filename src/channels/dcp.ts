@@ -3,7 +3,8 @@
  *
  *  - Auxiliary heads (BN → ReLU → GAP → FC, softmax CE) after the stage boundaries: LeNet-5 one head after pool2;
  *    the BN CNN heads after pool1 and pool2 (rule: every maxpool but the last when there are ≥ 3, else the last).
- *    Heads are trained on the training split with the network frozen (their BN uses the features' statistics).
+ *    Heads are first fitted on frozen features (their BN uses the features' statistics), then trained jointly with
+ *    the network on L_f + Σ L_S^p (stage-wise finetuning; its steps come out of the run's finetune budget).
  *  - Greedy selection at the consumer, layer by layer in forward order: L = L_M + λ·L_S with
  *    L_M = ½·mean((O_b − O)²) at the consumer's pre-activation output and L_S the CE of the head of the consumer's
  *    stage (the network's own output for the last stage); channel score ‖∂L/∂W_{:,j}‖_F over the selection set;
@@ -23,8 +24,9 @@ import type { ImageSet } from '../data/datasets.js';
 import { Rng } from '../rng.js';
 import { UsageError } from '../errors.js';
 import { batchOf, oneHot } from './data.js';
-import { netForward } from './net.js';
+import { netForward, batchNormTrain, channelMoments } from './net.js';
 import { scoreBatches } from './scorers.js';
+import { trainSgd, type SgdConfig } from './train.js';
 
 export interface DcpOptions {
   /** λ of L_M + λ·L_S (spec: 1). */
@@ -208,6 +210,64 @@ export function trainHeads(arch: Architecture, params: ModelParams, train: Image
   return heads;
 }
 
+/**
+ * Stage-wise finetuning (spec §2 "train the heads jointly with the network"): SGD on L_f + Σ_p L_S^p over the
+ * network and the heads together, BatchNorm (network and heads) in training mode. The heads' BN statistics are then
+ * re-estimated on the new features. Returns the finetuned network (M_b of the selection) and heads.
+ */
+export function jointFinetune(arch: Architecture, params: ModelParams, heads: DcpHead[], train: ImageSet, sgd: SgdConfig, seed: number | string, opts: DcpOptions): { params: ModelParams; heads: DcpHead[]; losses: number[] } {
+  if (sgd.steps === 0 || heads.length === 0) return { params, heads, losses: [] };
+  const hv = heads.map((h) => ({
+    gamma: tf.variable(tf.tensor1d(h.gamma)) as tf.Variable<tf.Rank.R1>,
+    beta: tf.variable(tf.tensor1d(h.beta)) as tf.Variable<tf.Rank.R1>,
+    weight: tf.variable(tf.tensor2d(h.weight, [h.channels, h.weight.length / h.channels])) as tf.Variable<tf.Rank.R2>,
+    bias: tf.variable(tf.tensor1d(h.bias)) as tf.Variable<tf.Rank.R1>,
+  }));
+  try {
+    const r = trainSgd(arch, params, train, sgd, `dcp-joint:${seed}`, {
+      extraVariables: hv.flatMap((h) => [h.gamma, h.beta, h.weight, h.bias]),
+      loss: (t, x, y, onBatchNormStats) => {
+        let h: tf.Tensor = x;
+        let from = 0;
+        let total: tf.Tensor = tf.scalar(0);
+        heads.forEach((head, p) => {
+          h = netForward(arch, t, h, { fromOp: from, toOp: head.point + 1, training: true, onBatchNormStats, inputGrad: from > 0 });
+          let z = tf.relu(batchNormTrain(h, hv[p]!.gamma, hv[p]!.beta, 1e-3));
+          if (z.rank === 4) z = tf.mean(z, [1, 2]);
+          total = tf.add(total, tf.losses.softmaxCrossEntropy(y, tf.add(tf.matMul(z as tf.Tensor2D, hv[p]!.weight), hv[p]!.bias)));
+          from = head.point + 1;
+        });
+        const out = netForward(arch, t, h, { fromOp: from, training: true, onBatchNormStats, inputGrad: from > 0 });
+        return tf.add(total, tf.losses.softmaxCrossEntropy(y, out)) as tf.Scalar;
+      },
+      logEvery: Math.max(1, Math.floor(sgd.steps / 4)),
+    });
+    // Head BN statistics from the new features (a fixed subset of the training split).
+    const rng = new Rng(`dcp-joint-stats:${seed}`);
+    const idx = rng.permutation(train.count).slice(0, Math.min(opts.headImages, train.count));
+    const t = toTensors(arch, r.params);
+    const out = heads.map((head, p) => {
+      const f = featuresAt(arch, t, train, idx, head.point + 1);
+      const m = tf.tidy(() => channelMoments(f));
+      const next: DcpHead = {
+        ...head,
+        mean: m.mean.dataSync().slice() as Float32Array,
+        variance: m.variance.dataSync().slice() as Float32Array,
+        gamma: hv[p]!.gamma.dataSync().slice() as Float32Array,
+        beta: hv[p]!.beta.dataSync().slice() as Float32Array,
+        weight: hv[p]!.weight.dataSync().slice() as Float32Array,
+        bias: hv[p]!.bias.dataSync().slice() as Float32Array,
+      };
+      tf.dispose([f, m.mean, m.variance]);
+      return next;
+    });
+    disposeModelTensors(t);
+    return { params: r.params, heads: out, losses: r.losses };
+  } finally {
+    for (const h of hv) tf.dispose([h.gamma, h.beta, h.weight, h.bias]);
+  }
+}
+
 export interface SelectionResult {
   /** Input channels of the consumer in the order they were selected. */
   order: number[];
@@ -332,11 +392,12 @@ export function greedySelect(
         bpos += bs;
         const [xin, obB, y] = [gatherRows(input, idx), gatherRows(ob, idx), gatherRows(yAll, idx)];
         const grad = tf.grad((w: tf.Tensor) => loss(tf.mul(w, mask), xin, obB, y))(W);
+        // Unselected slices get no gradient and no decay: they keep their original values for the warm start.
         const next = tf.tidy(() => {
-          const gw = tf.add(grad, tf.mul(W, opts.weightDecay));
+          const gw = tf.add(grad, tf.mul(tf.mul(W, mask), opts.weightDecay));
           const vel = tf.add(tf.mul(velocity, opts.momentum), gw);
           const dir = tf.add(gw, tf.mul(vel, opts.momentum));
-          return { w: tf.mul(tf.sub(W, tf.mul(dir, opts.lr)), mask), vel };
+          return { w: tf.sub(W, tf.mul(dir, opts.lr)), vel };
         });
         W.assign(next.w);
         velocity.dispose();

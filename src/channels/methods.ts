@@ -4,13 +4,14 @@
  *
  *   di     : T rounds (default 5); each scales every group's pruned fraction toward its target, re-scores with DI on
  *            the current masked model (pruned channels stay pruned), and finetunes briefly; then a final finetune.
- *   dcp    : heads; layer-wise greedy selection with consumer reconstruction (dcp.ts); final finetune on L_f.
+ *   dcp    : heads, stage-wise finetune of network + heads (a quarter of the finetune steps); layer-wise greedy
+ *            selection with consumer reconstruction (dcp.ts); final finetune on L_f (the rest of the steps).
  *   gfbs   : one-shot by GFBS scores, then finetune.
  *   l1     : one-shot by producer-filter L1 norm, then finetune.
  *   random : one-shot by random scores, then finetune.
  *
- * Every method gets the same number of finetuning SGD steps (`finetune.steps`); DCP's selection iterations are
- * extra and reported.
+ * Every method gets the same number of finetuning SGD steps (`finetune.steps`); DCP's selection iterations (on the
+ * consumer weights only) are extra and reported.
  */
 import type { Architecture } from '../../models/architectures.js';
 import type { ModelParams } from '../../models/params.js';
@@ -28,7 +29,7 @@ import type { ChannelData } from './data.js';
 import type { ChannelsConfig, MethodName } from './config.js';
 import { trainSgd, type SgdConfig } from './train.js';
 import { diScores, gfbsScores, l1Scores, randomScores } from './scorers.js';
-import { dcpPrune, dcpScores, trainHeads, type DcpHead } from './dcp.js';
+import { dcpPrune, dcpScores, jointFinetune, trainHeads, type DcpHead } from './dcp.js';
 
 export interface MethodContext {
   arch: Architecture;
@@ -54,7 +55,9 @@ export interface PruneOutcome {
 
 export interface ChannelMethod {
   readonly name: MethodName;
-  /** Channel scores on the baseline (higher = keep), one per group. */
+  /** The network the scores rank and the search evaluates (the baseline; DCP: the baseline after stage-wise finetuning). */
+  reference(): ModelParams;
+  /** Channel scores on reference() (higher = keep), one per group. */
   score(): Float32Array[];
   /** Prunes to `keep` channels per group and finetunes. */
   prune(keep: number[], scores: Float32Array[]): PruneOutcome;
@@ -89,6 +92,7 @@ function finetune(ctx: MethodContext, method: MethodName, params: ModelParams, m
 function oneShot(ctx: MethodContext, method: MethodName, scoreFn: () => Float32Array[]): ChannelMethod {
   return {
     name: method,
+    reference: () => ctx.baseline,
     score: scoreFn,
     prune(keep, scores) {
       checkKeep(ctx.groups, keep);
@@ -113,6 +117,7 @@ function diMethod(ctx: MethodContext): ChannelMethod {
   const score = (params: ModelParams, tag: string) => diScores(ctx.arch, ctx.groups, params, ctx.data.score, `${ctx.seed}:${tag}`, ctx.cfg.di);
   return {
     name: 'di',
+    reference: () => ctx.baseline,
     score: () => score(ctx.baseline, 'search'),
     prune(keep) {
       checkKeep(ctx.groups, keep);
@@ -153,32 +158,45 @@ function diMethod(ctx: MethodContext): ChannelMethod {
 }
 
 function dcpMethod(ctx: MethodContext): ChannelMethod {
-  let heads: DcpHead[] | null = null;
-  const getHeads = () => {
-    if (!heads) {
-      heads = trainHeads(ctx.arch, ctx.baseline, ctx.data.train, ctx.seed, ctx.cfg.dcp);
-      ctx.log?.(`  dcp heads: ${heads.map((h) => `after op ${h.point} (train acc ${(h.trainAccuracy * 100).toFixed(1)}%)`).join(', ') || 'none'}`);
+  // Stage-wise finetuning takes a quarter of the finetune budget, the final L_f finetune the rest.
+  const stageSteps = Math.floor(ctx.cfg.finetune.steps / 4);
+  const stageSgd = finetuneSgd('dcp', stageSteps, ctx.cfg.finetune.batchSize);
+  let prepared: { heads: DcpHead[]; params: ModelParams; frozenHeadAccuracy: number[]; jointLosses: number[] } | null = null;
+  const prepare = () => {
+    if (!prepared) {
+      const heads0 = trainHeads(ctx.arch, ctx.baseline, ctx.data.train, ctx.seed, ctx.cfg.dcp);
+      ctx.log?.(`  dcp heads after ops ${heads0.map((h) => h.point).join(', ') || '(none)'}; fitted on frozen features (train acc ${heads0.map((h) => (h.trainAccuracy * 100).toFixed(1) + '%').join(', ')})`);
+      const j = jointFinetune(ctx.arch, ctx.baseline, heads0, ctx.data.train, stageSgd, ctx.seed, ctx.cfg.dcp);
+      if (stageSteps > 0) ctx.log?.(`  dcp stage-wise finetune: ${stageSteps} steps on L_f + sum L_S (loss ${j.losses.map((l) => l.toFixed(3)).join(' → ')})`);
+      prepared = { heads: j.heads, params: j.params, frozenHeadAccuracy: heads0.map((h) => h.trainAccuracy), jointLosses: j.losses };
     }
-    return heads;
+    return prepared;
   };
   return {
     name: 'dcp',
-    score: () => dcpScores(ctx.arch, ctx.groups, ctx.baseline, getHeads(), ctx.data.score, ctx.seed, ctx.cfg.dcp),
+    reference: () => prepare().params,
+    score: () => {
+      const p = prepare();
+      return dcpScores(ctx.arch, ctx.groups, p.params, p.heads, ctx.data.score, ctx.seed, ctx.cfg.dcp);
+    },
     prune(keep) {
       checkKeep(ctx.groups, keep);
-      const r = dcpPrune(ctx.arch, ctx.groups, ctx.baseline, getHeads(), ctx.data.score, keep, ctx.seed, ctx.cfg.dcp);
-      const sgd = finetuneSgd('dcp', ctx.cfg.finetune.steps, ctx.cfg.finetune.batchSize);
+      const p = prepare();
+      const r = dcpPrune(ctx.arch, ctx.groups, p.params, p.heads, ctx.data.score, keep, ctx.seed, ctx.cfg.dcp);
+      const sgd = finetuneSgd('dcp', ctx.cfg.finetune.steps - stageSteps, ctx.cfg.finetune.batchSize);
       const finetuned = finetune(ctx, 'dcp', r.params, r.masks, sgd, 'finetune');
       return {
         masks: r.masks,
         pruned: r.params,
         finetuned,
-        finetuneSteps: sgd.steps,
+        finetuneSteps: stageSteps + sgd.steps,
         details: {
-          procedure: 'heads (network frozen); layer-wise greedy selection with consumer reconstruction; final finetune on L_f',
-          heads: getHeads().map((h) => ({ afterOp: h.point, channels: h.channels, trainAccuracy: h.trainAccuracy })),
-          selection: r.perGroup.map((p) => ({ ...p, losses: p.losses.map((l) => Number(l.toPrecision(5))) })),
-          selectionIterations: r.perGroup.reduce((s, p) => s + p.iterations, 0),
+          procedure: `heads fitted on frozen features; stage-wise finetune of network + heads (${stageSteps} steps, L_f + sum L_S); layer-wise greedy selection with consumer reconstruction; final finetune on L_f (${sgd.steps} steps)`,
+          heads: p.heads.map((h, i) => ({ afterOp: h.point, channels: h.channels, frozenFitTrainAccuracy: p.frozenHeadAccuracy[i] })),
+          stageSgd,
+          stageLosses: p.jointLosses,
+          selection: r.perGroup.map((g) => ({ ...g, losses: g.losses.map((l) => Number(l.toPrecision(5))) })),
+          selectionIterations: r.perGroup.reduce((s, g) => s + g.iterations, 0),
           dcp: ctx.cfg.dcp,
           finetune: sgd,
         },

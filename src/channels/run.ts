@@ -75,7 +75,7 @@ export interface ChannelsReport {
   accuracy: {
     /** Test accuracy of the unpruned baseline. */
     baseline: number;
-    /** Test accuracy of the searched configuration applied one-shot to the baseline (scores, no finetuning). */
+    /** Test accuracy of the searched configuration applied one-shot (top-k by score, no finetuning) to the network the scores rank (the baseline; DCP: after its stage-wise finetune). */
     pruned: number;
     /** Test accuracy after the method's pruning phase, before the final finetune (DI rounds, DCP reconstruction). */
     afterPruningPhase: number;
@@ -184,6 +184,7 @@ export async function pruneChannels(opts: ChannelsOptions): Promise<ChannelsRepo
 
   const method = createMethod(cfg.method, { arch, groups, baseline: baseline.params, data, seed: cfg.seed, cfg, log });
   const scores = phase('score', () => method.score());
+  const reference = method.reference();
   log(`${cfg.method}: scored ${groups.length} groups`);
 
   let evaluator: ChannelEvaluator;
@@ -194,10 +195,10 @@ export async function pruneChannels(opts: ChannelsOptions): Promise<ChannelsRepo
   } else if (opts.workers && opts.workers > 0) {
     evaluatorName = `evaluators/ pool, ${opts.workers} workers (masked candidates)`;
     const pool = await createPoolEvaluator({ workers: opts.workers, backend: backend.name === 'cpu' ? 'cpu' : 'wasm', batchSize: cfg.evalBatch });
-    const adapter = sharedEvaluatorAdapter(pool, arch, baseline.params, scores, data.validation);
+    const adapter = sharedEvaluatorAdapter(pool, arch, reference, scores, data.validation);
     await adapter.ready();
     evaluator = adapter;
-  } else evaluator = inProcessEvaluator(arch, groups, baseline.params, scores, data.validation, cfg.evalBatch);
+  } else evaluator = inProcessEvaluator(arch, groups, reference, scores, data.validation, cfg.evalBatch);
   const s0 = Date.now();
   let search: SearchOutcome;
   try {
@@ -227,7 +228,7 @@ export async function pruneChannels(opts: ChannelsOptions): Promise<ChannelsRepo
   log(`search: keep ${keep.join(',')} (${search.best.result.feasible ? 'feasible' : 'infeasible'}), MACs ${(search.best.macs / denseCost(arch, groups).macs * 100).toFixed(1)}% of dense`);
 
   const oneShotMasks = masksFromScores(groups, scores, keep);
-  const oneShotParams = applyChannelMasks(arch, groups, baseline.params, oneShotMasks);
+  const oneShotParams = applyChannelMasks(arch, groups, reference, oneShotMasks);
   const prunedTest = phase('evaluate', () => accuracy(arch, oneShotParams, data.test, cfg.evalBatch));
 
   const outcome = phase('prune+finetune', () => method.prune(keep, scores));

@@ -11,7 +11,7 @@ import { toTensors, forward, countCorrect, disposeModelTensors, type ModelTensor
 import type { ParamMasks } from '../../models/channels.js';
 import type { ImageSet } from '../data/datasets.js';
 import { Rng } from '../rng.js';
-import { netForward } from './net.js';
+import { netForward, type NetForwardOptions } from './net.js';
 import { batchOf, oneHot, sliceOf } from './data.js';
 import { UsageError } from '../errors.js';
 
@@ -142,6 +142,13 @@ export interface TrainOptions {
   masks?: ParamMasks;
   logEvery?: number;
   onLog?: (step: number, loss: number, lr: number) => void;
+  /**
+   * Replaces the loss (default: softmax CE of the network output, BN in training mode). Gets the model tensors
+   * (variables), the batch, its one-hot labels and the callback that updates BatchNorm moving statistics.
+   */
+  loss?: (t: ModelTensors, x: tf.Tensor4D, y: tf.Tensor2D, onBatchNormStats: NonNullable<NetForwardOptions['onBatchNormStats']>) => tf.Scalar;
+  /** More variables trained by the same optimiser (no weight decay, no masks), e.g. DCP heads. The caller owns them. */
+  extraVariables?: tf.Variable[];
 }
 
 /** Trains a copy of `params` for cfg.steps SGD steps on `data`. Deterministic for a seed (given the backend). */
@@ -150,7 +157,8 @@ export function trainSgd(arch: Architecture, params: ModelParams, data: ImageSet
   const t0 = Date.now();
   const rng = new Rng(`train:${seed}`);
   const vars = makeVars(cloneParams(params), arch, opts.masks);
-  const velocity = new Map<tf.Variable, tf.Tensor>(vars.trainable.map((x) => [x, tf.zerosLike(x)]));
+  const varList = [...vars.trainable, ...(opts.extraVariables ?? [])];
+  const velocity = new Map<tf.Variable, tf.Tensor>(varList.map((x) => [x, tf.zerosLike(x)]));
   const sampler = new BatchSampler(data.count, cfg.batchSize, rng);
   const logEvery = opts.logEvery ?? 50;
   const losses: number[] = [];
@@ -161,21 +169,16 @@ export function trainSgd(arch: Architecture, params: ModelParams, data: ImageSet
     const { x, labels } = batchOf(data, sampler.next());
     const y = oneHot(labels, arch.numClasses);
     const bnUpdates: [number, tf.Tensor1D, tf.Tensor1D][] = [];
+    const onBatchNormStats = (i: number, mean: tf.Tensor1D, variance: tf.Tensor1D) => {
+      const b = vars.tensors.batchNorms[i]!;
+      const m = cfg.bnMomentum;
+      bnUpdates.push([i, tf.keep(tf.add(tf.mul(b.movingMean, m), tf.mul(mean, 1 - m))), tf.keep(tf.add(tf.mul(b.movingVariance, m), tf.mul(variance, 1 - m)))]);
+    };
     const { value, grads } = tf.variableGrads(() => {
-      const logits = netForward(arch, vars.tensors, x, {
-        training: true,
-        onBatchNormStats: (i, mean, variance) => {
-          const b = vars.tensors.batchNorms[i]!;
-          const m = cfg.bnMomentum;
-          bnUpdates.push([
-            i,
-            tf.keep(tf.add(tf.mul(b.movingMean, m), tf.mul(mean, 1 - m))),
-            tf.keep(tf.add(tf.mul(b.movingVariance, m), tf.mul(variance, 1 - m))),
-          ]);
-        },
-      });
+      if (opts.loss) return opts.loss(vars.tensors, x, y, onBatchNormStats);
+      const logits = netForward(arch, vars.tensors, x, { training: true, onBatchNormStats });
       return tf.losses.softmaxCrossEntropy(y, logits) as tf.Scalar;
-    }, vars.trainable);
+    }, varList);
     for (const [i, mm, mv] of bnUpdates) {
       const b = vars.tensors.batchNorms[i]!;
       b.movingMean.dispose();
@@ -184,7 +187,7 @@ export function trainSgd(arch: Architecture, params: ModelParams, data: ImageSet
       b.movingVariance = mv;
     }
     tf.tidy(() => {
-      for (const v of vars.trainable) {
+      for (const v of varList) {
         let g: tf.Tensor = grads[v.name]!;
         if (cfg.weightDecay > 0 && vars.kernels.has(v)) g = tf.add(g, tf.mul(v, cfg.weightDecay));
         const vel = tf.add(tf.mul(velocity.get(v)!, cfg.momentum), g);
