@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { UsageError } from '../src/errors.js';
-import { expandRuns, flagsToArgv, resolveSweep, runId, summaryCsv, summaryMarkdown, sweep, validateSweepSpec, type SweepEvent } from '../src/sweep/index.js';
+import { expandRuns, flagsToArgv, formatDuration, resolveSweep, runId, summaryCsv, summaryMarkdown, sweep, validateSweepSpec, type SweepEvent } from '../src/sweep/index.js';
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const work = mkdtempSync(join(tmpdir(), 'prunus-sweep-test-'));
@@ -172,6 +172,11 @@ describe('sweep files', () => {
     expect(runId({ model: 'lenet-5', seed: 961449, optimizer: 'ncs', 'max-acc-drop': 0.02 })).toBe('lenet-5_s961449_ncs_d0.02');
     expect(flagsToArgv({ model: 'lenet-5', quick: true, seed: 3, verbose: false })).toEqual(['--model', 'lenet-5', '--quick', '--seed', '3']);
     expect(() => expandRuns(validateSweepSpec({ name: 'd', grid: { model: ['lenet-5'] }, runs: [{ model: 'lenet-5' }] }))).toThrow(/runs\[0\] repeats grid\[0\]/);
+  });
+
+  it('formats wall times', () => {
+    expect([1234, 59_949, 59_950, 599_523, 3_599_600, 7_230_000].map(formatDuration)).toEqual(['1.2 s', '59.9 s', '1 min 0 s', '10 min 0 s', '1 h 0 min', '2 h 1 min']);
+    expect(formatDuration(null)).toBe('');
   });
 
   it('CLI: a malformed file exits 2 with one line naming the field and writes nothing', () => {

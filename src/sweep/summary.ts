@@ -118,10 +118,10 @@ export function summaryCsv(rows: SummaryRow[]): string {
 
 export function formatDuration(ms: number | null): string {
   if (ms === null) return '';
-  const s = ms / 1000;
-  if (s < 60) return `${s.toFixed(1)} s`;
-  const m = Math.floor(s / 60);
-  if (m < 60) return `${m} min ${Math.round(s - m * 60)} s`;
+  if (ms < 59_950) return `${(ms / 1000).toFixed(1)} s`;
+  const s = Math.round(ms / 1000);
+  if (s < 3600) return `${Math.floor(s / 60)} min ${s % 60} s`;
+  const m = Math.round(s / 60);
   return `${Math.floor(m / 60)} h ${m % 60} min`;
 }
 
