@@ -4,8 +4,10 @@
  */
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { mkdtempSync, rmSync, existsSync, readFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../evaluators/backend.js';
 import { getArchitecture, layerStats, type Architecture } from '../models/architectures.js';
@@ -537,5 +539,30 @@ describe('end to end (tiny budgets)', () => {
     pm.layers.forEach((m, i) => m.weight.forEach((v, j) => { if (!v) expect(Math.abs(r1.params.layers[i]!.weight[j]!)).toBe(0); }));
     pm.batchNorms.forEach((m, i) => m.gamma.forEach((v, j) => { if (!v) expect(Math.abs(r1.params.batchNorms[i]!.gamma[j]!) + Math.abs(r1.params.batchNorms[i]!.beta[j]!)).toBe(0); }));
     expect(r1.params.layers[0]!.weight).not.toEqual(masked.layers[0]!.weight);
+  });
+});
+
+describe('prunus channels: bad input', () => {
+  it('exits 2 with one line on stderr and writes nothing (built CLI)', () => {
+    const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+    if (!existsSync(join(repoRoot, 'dist', 'src', 'commands', 'channels.js'))) throw new Error('dist/ is not built: run `npx tsc -p tsconfig.json` (npm test does it)');
+    const root = mkdtempSync(join(tmpdir(), 'prunus-channels-cli-'));
+    try {
+      const out = join(root, 'run');
+      for (const args of [
+        ['--model', 'lenet-5', '--method', 'magic'],
+        ['--model', 'lenet-5', '--method', 'di', '--flops-budget', '0'],
+        ['--model', 'lenet-5', '--method', 'di', '--search-budget', '3'],
+      ]) {
+        const r = spawnSync(process.execPath, [join(repoRoot, 'bin', 'prunus.js'), 'channels', ...args, '--out', out], { cwd: root, encoding: 'utf8', env: { ...process.env, PRUNUS_RESULTS: join(root, 'results') } });
+        expect(r.status, args.join(' ')).toBe(2);
+        expect(r.stdout).toBe('');
+        expect(r.stderr.trim().split('\n'), r.stderr).toHaveLength(1);
+        expect(existsSync(out)).toBe(false);
+        expect(existsSync(join(root, 'results'))).toBe(false);
+      }
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
   });
 });
