@@ -281,6 +281,25 @@ describe('sweep runs', () => {
     }
   });
 
+  it('waits for a live process already working on a run it has no record of (sweep killed between spawn and record)', async () => {
+    const out = join(work, 'unrecorded');
+    const dir = join(out, 'runs', 'lenet-5_s1');
+    const stray = spawn(process.execPath, [fake, 'search', '--model', 'lenet-5', '--seed', '1', '--steps', '8', '--step-ms', '100', '--workers', '1', '--out', dir, '--json'], { stdio: 'ignore' });
+    children.push(stray);
+    const t0 = Date.now();
+    while (!existsSync(join(dir, 'config.json'))) {
+      if (Date.now() - t0 > 60_000) throw new Error('the stray run did not start');
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    const events: SweepEvent[] = [];
+    const r = await sweep({ name: 'unrec', base: { steps: 8, 'step-ms': 100 }, grid: { model: ['lenet-5'], seed: [1] } }, { out, exec: [process.execPath, fake], pollMs: 20, onEvent: (e) => events.push(e) });
+    expect(events.find((e) => e.type === 'run-wait')).toEqual({ type: 'run-wait', id: 'lenet-5_s1', pid: stray.pid });
+    expect(events.some((e) => e.type === 'run-start')).toBe(false);
+    expect(r.rows[0]!.status).toBe('finished');
+    expect(readFileSync(join(dir, 'writes.log'), 'utf8').trim().split('\n').length).toBe(1);
+    expect(readFileSync(join(dir, 'invocations.log'), 'utf8').trim().split('\n').length).toBe(1);
+  });
+
   it('a sweep killed mid-way (SIGKILL, with and without its children) and restarted finishes every run exactly once', async () => {
     const file = join(work, 'kill.json');
     writeFileSync(

@@ -20,7 +20,7 @@ import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { writeFileAtomic, writeJsonAtomic } from '../atomic.js';
 import { UsageError } from '../errors.js';
-import { identify, isAlive, sleep, type ProcessId } from './procs.js';
+import { identify, isAlive, processesUsing, sleep, type ProcessId } from './procs.js';
 import { expandRuns, flagsToArgv, parseSweepText, validateSweepSpec, type Flags, type SweepRun, type SweepSpec } from './spec.js';
 import { buildSummary, summaryCsv, summaryMarkdown, type SummaryRow } from './summary.js';
 
@@ -334,6 +334,7 @@ export async function sweep(input: string | SweepSpec, opts: SweepOptions = {}):
     };
     opts.signal?.addEventListener('abort', onAbort);
 
+    const waitedFor = new Set<string>();
     const runOne = async (r: (typeof resolved.runs)[number], slot: { child?: ReturnType<typeof spawn> }): Promise<void> => {
       const runDir = join(dir, r.dir);
       const st = loadState(r);
@@ -343,6 +344,7 @@ export async function sweep(input: string | SweepSpec, opts: SweepOptions = {}):
         const p = { pid: last.pid, start: last.start };
         if (isAlive(p)) {
           emit({ type: 'run-wait', id: r.id, pid: p.pid });
+          waitedFor.add(r.id);
           while (isAlive(p) && !aborted) await sleep(pollMs);
           if (aborted) return;
         }
@@ -350,6 +352,13 @@ export async function sweep(input: string | SweepSpec, opts: SweepOptions = {}):
         last.result = existsSync(reportOf(r)) ? 'finished' : 'gone';
         saveState(st);
       }
+      // Any other live process working on this run directory (no record of it survived, or started by hand): wait.
+      for (let others = processesUsing(runDir); others.length > 0 && !aborted; others = others.filter(isAlive)) {
+        if (!waitedFor.has(r.id)) emit({ type: 'run-wait', id: r.id, pid: others[0]!.pid });
+        waitedFor.add(r.id);
+        await sleep(pollMs);
+      }
+      if (aborted) return;
       if (existsSync(reportOf(r))) {
         emit({ type: 'run-end', id: r.id, status: 'finished', code: null, signal: null, wallMs: 0 });
         return;
