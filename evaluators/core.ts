@@ -41,6 +41,42 @@ export function resolveCommonOptions(o: CommonEvaluatorOptions): ResolvedOptions
   return { path, batchSize, cacheEntries };
 }
 
+function copyArray<T extends Float32Array | Uint8Array>(a: T, shared: boolean): T {
+  const C = a.constructor as { new (buf: ArrayBufferLike): T; BYTES_PER_ELEMENT: number };
+  const bytes = a.length * C.BYTES_PER_ELEMENT;
+  const out = new C(shared ? new SharedArrayBuffer(bytes) : new ArrayBuffer(bytes));
+  out.set(a);
+  return out;
+}
+
+/**
+ * A private copy of a context (in SharedArrayBuffers when `shared`), so that later changes to the caller's arrays
+ * cannot change results: evaluation depends only on what setContext saw.
+ */
+export function copyContext(ctx: EvaluationContext, shared: boolean): EvaluationContext {
+  const per = ctx.data.shape[0] * ctx.data.shape[1] * ctx.data.shape[2];
+  return {
+    arch: structuredClone(ctx.arch),
+    params: {
+      layers: ctx.params.layers.map((l) => ({ weight: copyArray(l.weight, shared), bias: copyArray(l.bias, shared) })),
+      batchNorms: ctx.params.batchNorms.map((b) => ({
+        gamma: copyArray(b.gamma, shared),
+        beta: copyArray(b.beta, shared),
+        movingMean: copyArray(b.movingMean, shared),
+        movingVariance: copyArray(b.movingVariance, shared),
+      })),
+    },
+    masks: ctx.masks.map((m) => ({ weight: copyArray(m.weight, shared), bias: copyArray(m.bias, shared) })),
+    stats: ctx.stats.map((s) => ({ mu: s.mu, sigma: s.sigma })),
+    data: {
+      images: copyArray(ctx.data.images.subarray(0, ctx.data.count * per), shared),
+      labels: copyArray(ctx.data.labels.subarray(0, ctx.data.count), shared),
+      count: ctx.data.count,
+      shape: [...ctx.data.shape],
+    },
+  };
+}
+
 /** Short description of a candidate for error messages. */
 export function describeCandidate(c: { kind: string }): string {
   const s = JSON.stringify(c, (_k, v: unknown) => (ArrayBuffer.isView(v) ? `<${v.constructor.name}>` : v));
@@ -121,8 +157,8 @@ export abstract class EvaluatorCore {
     return p;
   }
 
-  /** Makes the new context current in the runner (copies, broadcasts). */
-  protected abstract install(ctx: EvaluationContext, version: number): Promise<void>;
+  /** Makes the new context current in the runner (copies, broadcasts); returns the private copy. */
+  protected abstract install(ctx: EvaluationContext, version: number): Promise<EvaluationContext>;
   /** Evaluates one job against the current context. */
   protected abstract runJob(job: Job): Promise<RawEvaluation>;
   protected abstract shutdown(): Promise<void>;
@@ -132,9 +168,9 @@ export abstract class EvaluatorCore {
       if (this.closed) throw new Error('evaluator is closed');
       validateContext(ctx);
       const version = this.version + 1;
-      await this.install(ctx, version);
+      const copy = await this.install(ctx, version);
       this.version = version;
-      this.prep = prepareContext(ctx, version);
+      this.prep = prepareContext(copy, version);
       this.cache?.clear();
     });
   }

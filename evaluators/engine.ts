@@ -16,20 +16,27 @@ import type { LayerMasks } from '../models/params.js';
 import { sizeReport } from '../models/params.js';
 import { forward, countCorrect, type ModelTensors } from '../models/forward.js';
 import { weightShape } from '../models/architectures.js';
-import { compileSparseConv, compileSparseDense, compileMaxPool, compileBatchNorm, argmax64, type JsStep, type Live, type Shape3 } from './sparse.js';
+import { compileSparseConv, compileSparseDense, compileMaxPool, compileBatchNorm, compactNonZero, argmax64, type JsStep, type Live, type Shape3 } from './sparse.js';
 import type { EvaluationContext, PathMode } from './types.js';
 
 /**
- * Weight density (non-zero mask entries / weights) at or below which a layer runs on the sparse path under 'auto'.
- * Measured with `npm run bench -- eval --crossover` (evaluators/README.md has the table): whole LeNets with every
- * layer at one density, sparse path vs dense path, wasm backend, one thread, 6,000 MNIST validation images.
- *  - fully-connected (LeNet-300-100, wasm): sparse is faster up to ~25% density (at 20%: 176 ms vs 303 ms per
- *    6,000 images; at 30%: 318 vs 300), thanks to the zero-input skip on MNIST pixels and ReLU outputs.
- *  - conv (LeNet-5, wasm): sparse is faster up to ~30-50% (at 20%: 0.78 s vs 3.4 s; at 50%: 1.9 s vs 3.4 s): tfjs-wasm
- *    convolutions with few channels are slow.
- * The constants sit a little below the measured crossovers, since the dense path gains more from a faster backend.
+ * Per-layer path rule under 'auto': a layer runs sparse when its weight density (kept mask entries / weights) is at
+ * most SPARSE_CROSSOVER[kind] / inputDensity, where inputDensity is the fraction of non-zero values the layer reads:
+ * measured on the evaluation images for a layer that reads the network input, taken as 1 for hidden layers. The
+ * sparse kernels skip zero inputs, so a sparse input moves the crossover up.
+ *
+ * Measured with `npm run bench -- eval --crossover-layers` (each layer alone on its real input activations, random
+ * masks, JS kernel vs the tfjs fused op, 6,000 validation images, wasm, CPU ms of one thread; 2-core machine at
+ * load 9-15, so absolute figures are inflated, ratios less so):
+ *   LeNet-300-100 ip1 (input density 0.19):  5%: 80 vs 115,  10%: 104 vs 116,  20%: 186 vs 122  → crossover ≈ 12%
+ *   LeNet-5 ip1       (input density 1.00):  1%: 143 vs 183,  2%: 219 vs 195,   5%: 438 vs 175  → crossover ≈ 1.7%
+ *   LeNet-5 conv1     (input density 0.19):  2%: 376 vs 603,  5%: 483 vs 611,  10%: 993 vs 668  → crossover ≈ 7%
+ *   LeNet-5 conv2     (input density 1.00): 0.5%: 317 vs 989, 1%: 955 vs 968,   2%: 1453 vs 921 → crossover ≈ 1%
+ * Scaled by input density these give ≈ 0.02 (fully-connected: 0.12·0.19 = 0.023, 0.017·1) and ≈ 0.012
+ * (conv: 0.07·0.19 = 0.013, 0.01·1). Small layers (LeNet-300-100 ip2/ip3, LeNet-5 ip2: ≤ 30k weights) cost a few ms
+ * either way; alone the dense op wins even at 0.5% (per-image overhead), inside a sparse chain they are cheap.
  */
-export const SPARSE_CROSSOVER: Readonly<Record<PrunableOp['type'], number>> = { dense: 0.2, conv2d: 0.3 };
+export const SPARSE_CROSSOVER: Readonly<Record<PrunableOp['type'], number>> = { dense: 0.02, conv2d: 0.012 };
 
 export interface EngineOptions {
   /** Path mode, or a path per prunable layer. */
@@ -106,15 +113,28 @@ function walk(arch: Architecture): OpInfo[] {
 }
 
 /** Per-prunable-layer path for these masks. */
-export function choosePaths(arch: Architecture, masks: readonly LayerMasks[], mode: PathMode | readonly LayerPath[]): LayerPath[] {
+export function choosePaths(
+  arch: Architecture,
+  masks: readonly LayerMasks[],
+  mode: PathMode | readonly LayerPath[],
+  nonZeroWeights?: readonly number[],
+  /** Fraction of non-zero input pixels (default 1); applies to a first prunable layer that reads the input. */
+  inputDensity = 1,
+): LayerPath[] {
   const stats = layerStats(arch);
+  const firstOp = arch.ops.findIndex((o) => o.type === 'conv2d' || o.type === 'dense');
+  const readsInput = arch.ops.slice(0, firstOp).every((o) => o.type === 'flatten');
   return stats.map((s, k) => {
     if (typeof mode !== 'string') return mode[k]!;
     if (mode !== 'auto') return mode;
-    const m = masks[k]!.weight;
-    let n = 0;
-    for (let i = 0; i < m.length; i++) n += m[i]!;
-    return n / s.weights <= SPARSE_CROSSOVER[s.kind] ? 'sparse' : 'dense';
+    let n = nonZeroWeights?.[k];
+    if (n === undefined) {
+      const m = masks[k]!.weight;
+      n = 0;
+      for (let i = 0; i < m.length; i++) n += m[i]!;
+    }
+    const inDensity = k === 0 && readsInput ? Math.max(inputDensity, 1e-3) : 1;
+    return n / s.weights <= SPARSE_CROSSOVER[s.kind] / inDensity ? 'sparse' : 'dense';
   });
 }
 
@@ -126,7 +146,6 @@ export function choosePaths(arch: Architecture, masks: readonly LayerMasks[], mo
 function liveness(ctx: EvaluationContext, masks: readonly LayerMasks[], infos: OpInfo[]): Live[] {
   const out: Live[] = [];
   let zero: Uint8Array = new Uint8Array(infos[0]!.inShape[2]);
-  const kept = (k: number, idx: number) => masks[k]!.weight[idx] !== 0 && ctx.params.layers[k]!.weight[idx] !== 0;
   for (const inf of infos) {
     const zeroIn = zero;
     const C = inf.inShape[2];
@@ -135,17 +154,20 @@ function liveness(ctx: EvaluationContext, masks: readonly LayerMasks[], infos: O
     switch (inf.op.type) {
       case 'conv2d':
       case 'dense': {
-        const k = inf.layer;
-        const l = ctx.params.layers[k]!;
-        const m = masks[k]!;
+        const l = ctx.params.layers[inf.layer]!;
+        const m = masks[inf.layer]!;
+        const w = l.weight;
+        const mw = m.weight;
         next = new Uint8Array(Co);
         for (let o = 0; o < Co; o++) next[o] = m.bias[o] && l.bias[o] !== 0 ? 0 : 1;
-        const n = l.weight.length;
-        for (let idx = 0; idx < n; idx++) {
-          if (!kept(k, idx)) continue;
-          const row = Math.floor(idx / Co);
-          if (zeroIn[inf.op.type === 'dense' ? row : row % C]) continue;
-          next[idx % Co] = 0;
+        const rows = w.length / Co;
+        for (let r = 0, ci = 0; r < rows; r++) {
+          // dense: input unit r; conv: row r = (ky*K + kx)*C + ci
+          const c = inf.op.type === 'dense' ? r : ci;
+          if (++ci === C) ci = 0;
+          if (zeroIn[c]) continue;
+          const base = r * Co;
+          for (let o = 0; o < Co; o++) if (mw[base + o] !== 0 && w[base + o] !== 0) next[o] = 0;
         }
         break;
       }
@@ -154,7 +176,10 @@ function liveness(ctx: EvaluationContext, masks: readonly LayerMasks[], infos: O
         break;
       case 'flatten':
         next = new Uint8Array(Co);
-        for (let u = 0; u < Co; u++) next[u] = zeroIn[u % C]!;
+        for (let u = 0, c = 0; u < Co; u++) {
+          next[u] = zeroIn[c]!;
+          if (++c === C) c = 0;
+        }
         break;
       case 'batchnorm':
         next = new Uint8Array(Co);
@@ -174,20 +199,30 @@ function liveness(ctx: EvaluationContext, masks: readonly LayerMasks[], infos: O
     switch (inf.op.type) {
       case 'conv2d':
       case 'dense': {
-        const k = inf.layer;
+        const w = ctx.params.layers[inf.layer]!.weight;
+        const mw = masks[inf.layer]!.weight;
         prev = new Uint8Array(C);
-        const n = ctx.params.layers[k]!.weight.length;
-        for (let idx = 0; idx < n; idx++) {
-          if (!needed[idx % Co] || !kept(k, idx)) continue;
-          const row = Math.floor(idx / Co);
-          const c = inf.op.type === 'dense' ? row : row % C;
-          if (!live.zeroIn[c]) prev[c] = 1;
+        const rows = w.length / Co;
+        for (let r = 0, ci = 0; r < rows; r++) {
+          const c = inf.op.type === 'dense' ? r : ci;
+          if (++ci === C) ci = 0;
+          if (prev[c] || live.zeroIn[c]) continue;
+          const base = r * Co;
+          for (let o = 0; o < Co; o++) {
+            if (needed[o] && mw[base + o] !== 0 && w[base + o] !== 0) {
+              prev[c] = 1;
+              break;
+            }
+          }
         }
         break;
       }
       case 'flatten':
         prev = new Uint8Array(C);
-        for (let u = 0; u < Co; u++) if (needed[u]) prev[u % C] = 1;
+        for (let u = 0, c = 0; u < Co; u++) {
+          if (needed[u]) prev[c] = 1;
+          if (++c === C) c = 0;
+        }
         break;
       default:
         prev = needed;
@@ -195,6 +230,65 @@ function liveness(ctx: EvaluationContext, masks: readonly LayerMasks[], infos: O
     needed = prev;
   }
   return out;
+}
+
+/**
+ * The evaluation images in sparse form (per image: indices and values of the non-zero pixels), built once per
+ * images array. A JS segment that reads the network input scatters these into an all-zero buffer instead of
+ * copying and scanning every pixel.
+ */
+interface ImageCsr {
+  ptr: Int32Array;
+  idx: Int32Array;
+  val: Float64Array;
+}
+const csrMemo = new WeakMap<Float32Array, ImageCsr>();
+function imageCsr(images: Float32Array, count: number, per: number): ImageCsr {
+  // Keyed by the images array: the evaluators hand the engine private copies that never change.
+  let c = csrMemo.get(images);
+  if (!c || c.ptr.length !== count + 1) {
+    let nnz = 0;
+    for (let i = 0; i < count * per; i++) if (images[i] !== 0) nnz++;
+    const ptr = new Int32Array(count + 1);
+    const idx = new Int32Array(nnz);
+    const val = new Float64Array(nnz);
+    let p = 0;
+    for (let j = 0; j < count; j++) {
+      ptr[j] = p;
+      const off = j * per;
+      for (let i = 0; i < per; i++) {
+        const v = images[off + i]!;
+        if (v !== 0) {
+          idx[p] = i;
+          val[p] = v;
+          p++;
+        }
+      }
+    }
+    ptr[count] = p;
+    c = { ptr, idx, val };
+    csrMemo.set(images, c);
+  }
+  return c;
+}
+
+/** Mean fraction of non-zero pixels of an image set (memoised per images array): picks the first conv kernel. */
+const densityMemo = new WeakMap<Float32Array, number>();
+function imageDensity(images: Float32Array): number {
+  let d = densityMemo.get(images);
+  if (d === undefined) {
+    let nz = 0;
+    const n = Math.min(images.length, 784 * 2000);
+    for (let i = 0; i < n; i++) if (images[i] !== 0) nz++;
+    d = n > 0 ? nz / n : 1;
+    densityMemo.set(images, d);
+  }
+  return d;
+}
+
+/** The per-layer paths evaluateMasks would use for these masks on this context. */
+export function pathsFor(ctx: EvaluationContext, masks: readonly LayerMasks[], mode: PathMode | readonly LayerPath[]): LayerPath[] {
+  return choosePaths(ctx.arch, masks, mode, undefined, mode === 'auto' ? imageDensity(ctx.data.images) : 1);
 }
 
 interface TfSegment {
@@ -211,6 +305,8 @@ interface JsSegment {
   outSize: number;
   /** Scratch: float64 copy of the input, then one buffer per step. */
   bufs: Float64Array[];
+  /** Non-zero index lists, one per buffer. */
+  nz: Int32Array[];
 }
 type Segment = TfSegment | JsSegment;
 
@@ -261,15 +357,19 @@ function buildSegments(ctx: EvaluationContext, masks: readonly LayerMasks[], pat
         const op = g.op;
         const lv = live![infos.indexOf(g)]!;
         if (op.type === 'dense') steps.push(compileSparseDense(op, ctx.params.layers[g.layer]!, masks[g.layer]!, lv));
-        else if (op.type === 'conv2d') steps.push(compileSparseConv(op, ctx.params.layers[g.layer]!, masks[g.layer]!, g.inShape, lv));
-        else if (op.type === 'maxpool') steps.push(compileMaxPool(op, g.inShape));
+        else if (op.type === 'conv2d') {
+          const inDensity = infos.indexOf(g) === 0 ? imageDensity(ctx.data.images) : 1;
+          steps.push(compileSparseConv(op, ctx.params.layers[g.layer]!, masks[g.layer]!, g.inShape, lv, inDensity));
+        }
+        else if (op.type === 'maxpool') steps.push(compileMaxPool(op, g.inShape, lv));
         else if (op.type === 'batchnorm') steps.push(compileBatchNorm(op, ctx.params.batchNorms[g.bn]!, g.inShape));
         // flatten: NHWC activations are already flat in memory.
       }
       const [h, w, c] = group[0]!.inShape;
       const inSize = h * w * c;
       const bufs = [new Float64Array(inSize), ...steps.map((s) => new Float64Array(s.outSize))];
-      segments.push({ kind: 'js', steps, inSize, outSize: steps.length ? steps[steps.length - 1]!.outSize : inSize, bufs });
+      const nz = bufs.map((b) => new Int32Array(b.length));
+      segments.push({ kind: 'js', steps, inSize, outSize: steps.length ? steps[steps.length - 1]!.outSize : inSize, bufs, nz });
     }
     i = j;
   }
@@ -284,13 +384,38 @@ function disposeSegments(segments: Segment[]): void {
   }
 }
 
-/** Runs a JS segment over a batch: images of `input` (float32, inSize each) → last buffer per image. */
-function runJsImage(seg: JsSegment, input: Float32Array, img: number): Float64Array {
-  const x0 = seg.bufs[0]!;
+/**
+ * Runs a JS segment on one image → its last buffer. The input comes from `input` (float32, inSize per image), or,
+ * when `csr` is given, from the sparse images (image index `img`): scattered into the all-zero first buffer and
+ * cleared again afterwards, with the non-zero list ready for the first step.
+ */
+function runJsImage(seg: JsSegment, input: Float32Array | null, img: number, csr: ImageCsr | null): Float64Array {
+  const { bufs, nz, steps } = seg;
   const n = seg.inSize;
-  x0.set(input.subarray(img * n, img * n + n));
-  for (let s = 0; s < seg.steps.length; s++) seg.steps[s]!.run(seg.bufs[s]!, seg.bufs[s + 1]!);
-  return seg.bufs[seg.steps.length]!;
+  let count = -1;
+  const x0 = bufs[0]!;
+  let p0 = 0;
+  let p1 = 0;
+  if (csr) {
+    p0 = csr.ptr[img]!;
+    p1 = csr.ptr[img + 1]!;
+    const nz0 = nz[0]!;
+    for (let p = p0; p < p1; p++) {
+      const i = csr.idx[p]!;
+      x0[i] = csr.val[p]!;
+      nz0[p - p0] = i;
+    }
+    count = p1 - p0;
+  } else x0.set(input!.subarray(img * n, img * n + n));
+  const first = steps[0];
+  if (first && !first.wantsNz) count = -1;
+  for (let s = 0; s < steps.length; s++) {
+    const st = steps[s]!;
+    if (st.wantsNz && count < 0) count = compactNonZero(bufs[s]!, st.inSize, nz[s]!);
+    count = st.run(bufs[s]!, nz[s]!, count, bufs[s + 1]!, nz[s + 1]!);
+  }
+  if (csr) for (let p = p0; p < p1; p++) x0[csr.idx[p]!] = 0;
+  return bufs[steps.length]!;
 }
 
 function record(opts: EngineOptions, img: number, logits: ArrayLike<number>, off: number, nc: number): void {
@@ -315,13 +440,14 @@ function record(opts: EngineOptions, img: number, logits: ArrayLike<number>, off
  */
 export function evaluateMasks(ctx: EvaluationContext, masks: readonly LayerMasks[], opts: EngineOptions): RawEvaluation {
   const size = sizeReport(ctx.arch, masks as LayerMasks[]);
-  const paths = choosePaths(ctx.arch, masks, opts.path);
+  const paths = choosePaths(ctx.arch, masks, opts.path, size.layers.map((l) => l.nonZeroWeights), opts.path === 'auto' ? imageDensity(ctx.data.images) : 1);
   const { data } = ctx;
   const count = data.count;
   const per = data.shape[0] * data.shape[1] * data.shape[2];
   const nc = ctx.arch.numClasses;
   const B = Math.max(1, Math.floor(opts.batchSize));
   const segments = buildSegments(ctx, masks, paths);
+  const csr = segments[0]!.kind === 'js' ? imageCsr(data.images, count, per) : null;
   let correct = 0;
   let evaluated = 0;
   let earlyExit = false;
@@ -346,16 +472,17 @@ export function evaluateMasks(ctx: EvaluationContext, masks: readonly LayerMasks
             tensor.dispose();
             tensor = null;
           } else input = arr!;
+          const sparseIn = si === 0 ? csr : null;
           if (last) {
             for (let i = 0; i < b; i++) {
-              const logits = runJsImage(seg, input, i);
+              const logits = runJsImage(seg, input, sparseIn ? start + i : i, sparseIn);
               const pred = argmax64(logits, nc);
               if (pred === data.labels[start + i]) correct++;
               if (opts.predictions || opts.margins) record(opts, start + i, logits, 0, nc);
             }
           } else {
             const out = new Float32Array(b * seg.outSize);
-            for (let i = 0; i < b; i++) out.set(runJsImage(seg, input, i), i * seg.outSize);
+            for (let i = 0; i < b; i++) out.set(runJsImage(seg, input, sparseIn ? start + i : i, sparseIn), i * seg.outSize);
             arr = out;
           }
         }

@@ -4,7 +4,7 @@
  */
 import { initBackend, currentBackend, type BackendInfo, type BackendName } from './backend.js';
 import { buildMasks } from './builders.js';
-import { EvaluatorCore, resolveCommonOptions, type Job, type ResolvedOptions } from './core.js';
+import { EvaluatorCore, copyContext, resolveCommonOptions, type Job, type ResolvedOptions } from './core.js';
 import { evaluateMasks, type RawEvaluation } from './engine.js';
 import type { CommonEvaluatorOptions, EvaluationContext, Evaluator } from './types.js';
 
@@ -21,8 +21,9 @@ class InProcessEvaluator extends EvaluatorCore implements Evaluator {
   ) {
     super(opts);
   }
-  protected async install(ctx: EvaluationContext): Promise<void> {
-    this.ctx = ctx;
+  protected async install(ctx: EvaluationContext): Promise<EvaluationContext> {
+    this.ctx = copyContext(ctx, false);
+    return this.ctx;
   }
   protected async runJob(job: Job): Promise<RawEvaluation> {
     const ctx = this.ctx!;

@@ -15,7 +15,7 @@ import type { LayerMasks } from '../models/params.js';
 import { UsageError } from '../src/errors.js';
 import type { BackendInfo } from './backend.js';
 import { compiledModuleUrl } from './builders.js';
-import { EvaluatorCore, describeCandidate, resolveCommonOptions, type Job, type ResolvedOptions } from './core.js';
+import { EvaluatorCore, copyContext, describeCandidate, resolveCommonOptions, type Job, type ResolvedOptions } from './core.js';
 import type { RawEvaluation } from './engine.js';
 import type { ChannelMessage, PoolTask, PoolWorkerData } from './protocol.js';
 import type { CommonEvaluatorOptions, EvaluationContext, Evaluator } from './types.js';
@@ -38,36 +38,6 @@ let channelCounter = 0;
 /** Compiled worker file, also when this module runs from TypeScript sources (vitest): evaluators/pool.ts → dist/evaluators/worker.js. */
 export function workerFileUrl(): string {
   return compiledModuleUrl(new URL('./worker' + (import.meta.url.endsWith('.ts') ? '.ts' : '.js'), import.meta.url).href);
-}
-
-function toShared<T extends Float32Array | Uint8Array>(a: T): T {
-  const C = a.constructor as { new (buf: SharedArrayBuffer): T; BYTES_PER_ELEMENT: number };
-  const out = new C(new SharedArrayBuffer(a.length * C.BYTES_PER_ELEMENT));
-  out.set(a);
-  return out;
-}
-
-function sharedContext(ctx: EvaluationContext): EvaluationContext {
-  return {
-    arch: structuredClone(ctx.arch),
-    params: {
-      layers: ctx.params.layers.map((l) => ({ weight: toShared(l.weight), bias: toShared(l.bias) })),
-      batchNorms: ctx.params.batchNorms.map((b) => ({
-        gamma: toShared(b.gamma),
-        beta: toShared(b.beta),
-        movingMean: toShared(b.movingMean),
-        movingVariance: toShared(b.movingVariance),
-      })),
-    },
-    masks: ctx.masks.map((m) => ({ weight: toShared(m.weight), bias: toShared(m.bias) })),
-    stats: ctx.stats.map((s) => ({ mu: s.mu, sigma: s.sigma })),
-    data: {
-      images: toShared(ctx.data.images.subarray(0, ctx.data.count * ctx.data.shape[0] * ctx.data.shape[1] * ctx.data.shape[2])),
-      labels: toShared(ctx.data.labels.subarray(0, ctx.data.count)),
-      count: ctx.data.count,
-      shape: [...ctx.data.shape],
-    },
-  };
 }
 
 function errText(e: unknown): string {
@@ -94,11 +64,12 @@ class PoolEvaluator extends EvaluatorCore implements Evaluator {
     };
   }
 
-  protected async install(ctx: EvaluationContext, version: number): Promise<void> {
-    const shared = sharedContext(ctx);
-    this.ctx = ctx;
+  protected async install(ctx: EvaluationContext, version: number): Promise<EvaluationContext> {
+    const shared = copyContext(ctx, true);
+    this.ctx = shared;
     this.message = { type: 'context', version, ctx: shared };
     this.channel.postMessage(this.message);
+    return shared;
   }
 
   protected async runJob(job: Job): Promise<RawEvaluation> {

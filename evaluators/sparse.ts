@@ -2,11 +2,14 @@
  * Sparse forward kernels in plain JS over typed arrays, one image at a time, accumulating in float64.
  *
  * Masked weights are compiled into compressed form once per candidate:
- *  - dense [in,out]: CSR by input row (only non-empty rows kept); an input of exactly 0 skips its whole row, which
- *    pays off on MNIST pixels (~81% zero) and on ReLU outputs.
- *  - conv2d [kh,kw,cin,cout]: taps grouped by input offset (ky,kx,ci), each group listing (cout, w); an input value
- *    of exactly 0 skips its group.
- * Entries whose mask is 1 but whose weight is exactly 0 are dropped (they add exact zeros).
+ *  - dense [in,out]: CSR by input row. The kernel walks the list of the input's non-zero entries (MNIST pixels are
+ *    ~81% zero, ReLU outputs often half), so its cost is about (non-zero inputs × their kept weights).
+ *  - conv2d [kh,kw,cin,cout]: taps grouped by input offset (ky,kx,ci), each group listing (cout, w). Two kernels:
+ *    gather (per output position, each group reads one input, skipping zeros) and scatter (per non-zero input,
+ *    each of its channel's groups adds into the outputs it reaches). Scatter wins on sparse inputs such as images;
+ *    compileSparseConv picks by an operation count from the expected input density.
+ * Entries whose mask is 1 but whose weight is exactly 0 are dropped (they add exact zeros), and so are entries that
+ * liveness (engine.ts) shows to read an always-zero input or to write an output that nothing reads.
  *
  * Float64 accumulation makes the result at least as accurate as tfjs's float32 dense path, so the predictions agree
  * except where float32 rounding itself decides a near-tie (the released models' closest tie, gap < 0.001, agrees).
@@ -17,25 +20,41 @@ import type { LayerParams, LayerMasks, BatchNormParams } from '../models/params.
 /** Activation shape of one image: [H, W, C] (dense activations are [1, 1, units]). */
 export type Shape3 = [number, number, number];
 
-/** One step of the per-image JS pipeline: reads `x`, writes `y` (both float64, NHWC). */
+/**
+ * One step of the per-image JS pipeline: reads `x`, writes `y` (float64, NHWC). Steps that want the input's
+ * non-zero index list get it in `xNz[0..xNzCount)`; steps that produce one for their output write it to `yNz` and
+ * return its length, others return -1.
+ */
 export interface JsStep {
   readonly inSize: number;
   readonly outSize: number;
   readonly outShape: Shape3;
-  run(x: Float64Array, y: Float64Array): void;
-  /** Multiply-accumulates actually stored (non-zero weights × output positions), for reports. */
-  readonly storedMacs: number;
+  readonly wantsNz: boolean;
+  run(x: Float64Array, xNz: Int32Array, xNzCount: number, y: Float64Array, yNz: Int32Array): number;
+  /** Weights kept after liveness (for reports and tests). */
+  readonly kept: number;
+  readonly kernel: string;
 }
 
 /**
- * Per-unit liveness of a layer's input and output (see liveness()): entries reading an input known to be zero, or
- * writing an output nobody reads, are dropped. Both only remove exact-zero or unused work.
+ * Per-unit liveness of a layer's input and output (see engine.ts liveness()): entries reading an input known to be
+ * zero, or writing an output nobody reads, are dropped. Both only remove exact-zero or unused work.
  */
 export interface Live {
   /** Per input unit (dense) / input channel (conv): 1 = identically zero for every image. */
   zeroIn: Uint8Array;
   /** Per output unit / channel: 1 = read downstream. */
   neededOut: Uint8Array;
+}
+
+/** Writes the indices of x's non-zero entries to nz; returns how many. Branch-free. */
+export function compactNonZero(x: Float64Array, n: number, nz: Int32Array): number {
+  let k = 0;
+  for (let i = 0; i < n; i++) {
+    nz[k] = i;
+    k += x[i] !== 0 ? 1 : 0;
+  }
+  return k;
 }
 
 export function compileSparseDense(op: DenseOp, layer: LayerParams, mask: LayerMasks, live?: Live): JsStep {
@@ -45,40 +64,30 @@ export function compileSparseDense(op: DenseOp, layer: LayerParams, mask: LayerM
   const mw = mask.weight;
   const zeroIn = live?.zeroIn;
   const needed = live?.neededOut;
-  const keep = (i: number, o: number) => mw[i * nOut + o] !== 0 && w[i * nOut + o] !== 0 && !(zeroIn && zeroIn[i]) && !(needed && !needed[o]);
+  // Row starts for every input index (empty rows have start == end), so non-zero input lists index it directly.
+  const rs = new Int32Array(nIn + 1);
   let nnz = 0;
-  let nRows = 0;
   for (let i = 0; i < nIn; i++) {
+    rs[i] = nnz;
     if (zeroIn && zeroIn[i]) continue;
-    let rowNnz = 0;
-    for (let o = 0; o < nOut; o++) if (keep(i, o)) rowNnz++;
-    if (rowNnz > 0) nRows++;
-    nnz += rowNnz;
+    const base = i * nOut;
+    for (let o = 0; o < nOut; o++) if (mw[base + o] !== 0 && w[base + o] !== 0 && (!needed || needed[o])) nnz++;
   }
-  const rows = new Int32Array(nRows);
-  const ptr = new Int32Array(nRows + 1);
+  rs[nIn] = nnz;
   const cols = new Int32Array(nnz);
   const vals = new Float64Array(nnz);
-  let r = 0;
   let p = 0;
   for (let i = 0; i < nIn; i++) {
     if (zeroIn && zeroIn[i]) continue;
     const base = i * nOut;
-    const start = p;
     for (let o = 0; o < nOut; o++) {
-      if (keep(i, o)) {
+      if (mw[base + o] !== 0 && w[base + o] !== 0 && (!needed || needed[o])) {
         cols[p] = o;
         vals[p] = w[base + o]!;
         p++;
       }
     }
-    if (p > start) {
-      rows[r] = i;
-      ptr[r] = start;
-      r++;
-    }
   }
-  ptr[nRows] = p;
   const bias = new Float64Array(nOut);
   for (let o = 0; o < nOut; o++) bias[o] = mask.bias[o] ? layer.bias[o]! : 0;
   const relu = op.activation === 'relu';
@@ -86,33 +95,70 @@ export function compileSparseDense(op: DenseOp, layer: LayerParams, mask: LayerM
     inSize: nIn,
     outSize: nOut,
     outShape: [1, 1, nOut],
-    storedMacs: nnz,
-    run(x: Float64Array, y: Float64Array): void {
-      for (let o = 0; o < nOut; o++) y[o] = bias[o]!;
-      for (let q = 0; q < nRows; q++) {
-        const xi = x[rows[q]!]!;
-        if (xi === 0) continue;
-        const end = ptr[q + 1]!;
-        for (let e = ptr[q]!; e < end; e++) y[cols[e]!] += xi * vals[e]!;
-      }
-      if (relu) for (let o = 0; o < nOut; o++) if (!(y[o]! > 0)) y[o] = 0;
+    wantsNz: true,
+    kept: nnz,
+    kernel: 'csr',
+    run(x, xNz, xNzCount, y, yNz) {
+      return denseKernel(x, xNz, xNzCount, y, yNz, rs, cols, vals, bias, nOut, relu);
     },
   };
 }
 
-/** TF 'same' padding: total padding and its leading half. */
-function samePad(size: number, k: number, s: number): { out: number; before: number; total: number } {
-  const out = Math.ceil(size / s);
-  const total = Math.max((out - 1) * s + k - size, 0);
-  return { out, before: Math.floor(total / 2), total };
+function denseKernel(
+  x: Float64Array,
+  xNz: Int32Array,
+  xNzCount: number,
+  y: Float64Array,
+  yNz: Int32Array,
+  rs: Int32Array,
+  cols: Int32Array,
+  vals: Float64Array,
+  bias: Float64Array,
+  nOut: number,
+  relu: boolean,
+): number {
+  y.set(bias);
+  for (let k = 0; k < xNzCount; k++) {
+    const i = xNz[k]!;
+    const end = rs[i + 1]!;
+    const xi = x[i]!;
+    for (let e = rs[i]!; e < end; e++) y[cols[e]!] += xi * vals[e]!;
+  }
+  let n = 0;
+  if (relu) {
+    for (let o = 0; o < nOut; o++) {
+      const v = y[o]! > 0 ? y[o]! : 0;
+      y[o] = v;
+      yNz[n] = o;
+      n += v !== 0 ? 1 : 0;
+    }
+  } else {
+    for (let o = 0; o < nOut; o++) {
+      yNz[n] = o;
+      n += y[o] !== 0 ? 1 : 0;
+    }
+  }
+  return n;
 }
 
-export function compileSparseConv(op: Conv2DOp, layer: LayerParams, mask: LayerMasks, inShape: Shape3, live?: Live): JsStep {
+/** TF 'same' padding: output size and leading padding. */
+function samePad(size: number, k: number, s: number): { out: number; before: number } {
+  const out = Math.ceil(size / s);
+  const total = Math.max((out - 1) * s + k - size, 0);
+  return { out, before: Math.floor(total / 2) };
+}
+
+/**
+ * @param inDensity expected fraction of non-zero input values (1 when unknown); only used to pick the kernel.
+ */
+export function compileSparseConv(op: Conv2DOp, layer: LayerParams, mask: LayerMasks, inShape: Shape3, live?: Live, inDensity = 1): JsStep {
   const [H, W, C] = inShape;
   const K = op.kernel;
   const s = op.stride;
   const Co = op.outChannels;
-  let Ho: number, Wo: number, padT = 0, padL = 0, Hp = H, Wp = W;
+  let Ho: number, Wo: number;
+  let padT = 0;
+  let padL = 0;
   if (op.padding === 'same') {
     const ph = samePad(H, K, s);
     const pw = samePad(W, K, s);
@@ -120,89 +166,223 @@ export function compileSparseConv(op: Conv2DOp, layer: LayerParams, mask: LayerM
     Wo = pw.out;
     padT = ph.before;
     padL = pw.before;
-    Hp = H + ph.total;
-    Wp = W + pw.total;
   } else {
     Ho = Math.floor((H - K) / s) + 1;
     Wo = Math.floor((W - K) / s) + 1;
   }
-  const padded = Hp !== H || Wp !== W;
   const w = layer.weight;
   const mw = mask.weight;
   const zeroIn = live?.zeroIn;
   const needed = live?.neededOut;
   // Groups by input offset (ky, kx, ci): weight index g*Co + co with g = (ky*K + kx)*C + ci.
   const nG = K * K * C;
-  const keep = (g: number, co: number) => mw[g * Co + co] !== 0 && w[g * Co + co] !== 0 && !(zeroIn && zeroIn[g % C]) && !(needed && !needed[co]);
+  const gStart = new Int32Array(nG + 1);
   let nnz = 0;
-  let groups = 0;
   for (let g = 0; g < nG; g++) {
-    let n = 0;
-    for (let co = 0; co < Co; co++) if (keep(g, co)) n++;
-    if (n) groups++;
-    nnz += n;
+    gStart[g] = nnz;
+    if (zeroIn && zeroIn[g % C]) continue;
+    const base = g * Co;
+    for (let co = 0; co < Co; co++) if (mw[base + co] !== 0 && w[base + co] !== 0 && (!needed || needed[co])) nnz++;
   }
-  const gOff = new Int32Array(groups);
-  const gPtr = new Int32Array(groups + 1);
+  gStart[nG] = nnz;
   const outCh = new Int32Array(nnz);
   const vals = new Float64Array(nnz);
-  let q = 0;
   let p = 0;
   for (let g = 0; g < nG; g++) {
-    const start = p;
+    if (zeroIn && zeroIn[g % C]) continue;
+    const base = g * Co;
     for (let co = 0; co < Co; co++) {
-      if (keep(g, co)) {
+      if (mw[base + co] !== 0 && w[base + co] !== 0 && (!needed || needed[co])) {
         outCh[p] = co;
-        vals[p] = w[g * Co + co]!;
+        vals[p] = w[base + co]!;
         p++;
       }
     }
-    if (p > start) {
-      const ci = g % C;
-      const kx = Math.floor(g / C) % K;
-      const ky = Math.floor(g / (C * K));
-      gOff[q] = (ky * Wp + kx) * C + ci;
-      gPtr[q] = start;
-      q++;
-    }
   }
-  gPtr[groups] = p;
+  const groups: number[] = [];
+  for (let g = 0; g < nG; g++) if (gStart[g + 1]! > gStart[g]!) groups.push(g);
   const bias = new Float64Array(Co);
   for (let c = 0; c < Co; c++) bias[c] = mask.bias[c] ? layer.bias[c]! : 0;
   const relu = op.activation === 'relu';
-  const pad = padded ? new Float64Array(Hp * Wp * C) : null;
   const outSize = Ho * Wo * Co;
+  // Output channels that are read downstream; the others are never written (left finite, never read).
+  const liveCo = liveList(needed, Co);
+
+  // Operation counts (group visits) of the two kernels; MACs are the same for both.
+  const gatherOps = Ho * Wo * groups.length;
+  const scatterOps = H * W * C + inDensity * H * W * groups.length;
+  const base = { inSize: H * W * C, outSize, outShape: [Ho, Wo, Co] as Shape3, wantsNz: false, kept: nnz };
+
+  if (scatterOps < gatherOps) {
+    // Per input channel: its groups as (ky, kx, start, end).
+    const perCh: number[][] = Array.from({ length: C }, () => []);
+    for (const g of groups) {
+      const ci = g % C;
+      const kx = Math.floor(g / C) % K;
+      const ky = Math.floor(g / (C * K));
+      perCh[ci]!.push(ky, kx, gStart[g]!, gStart[g + 1]!);
+    }
+    const chPtr = new Int32Array(C + 1);
+    const flat: number[] = [];
+    for (let c = 0; c < C; c++) {
+      chPtr[c] = flat.length / 4;
+      flat.push(...perCh[c]!);
+    }
+    chPtr[C] = flat.length / 4;
+    const gInfo = Int32Array.from(flat);
+    return {
+      ...base,
+      wantsNz: true,
+      kernel: 'conv-scatter',
+      run(x, xNz, xNzCount, y) {
+        convScatter(x, xNz, xNzCount, y, W, C, Ho, Wo, Co, s, padT, padL, chPtr, gInfo, outCh, vals, bias, relu, liveCo);
+        return -1;
+      },
+    };
+  }
+  // Gather: needs a zero-padded copy of the input for 'same' padding.
+  const Hp = op.padding === 'same' ? Math.max(H + padT, (Ho - 1) * s + K) : H;
+  const Wp = op.padding === 'same' ? Math.max(W + padL, (Wo - 1) * s + K) : W;
+  const padded = Hp !== H || Wp !== W || padT !== 0 || padL !== 0;
+  const pad = padded ? new Float64Array(Hp * Wp * C) : null;
+  const gOff = new Int32Array(groups.length);
+  const gPtr = new Int32Array(groups.length + 1);
+  groups.forEach((g, q) => {
+    const ci = g % C;
+    const kx = Math.floor(g / C) % K;
+    const ky = Math.floor(g / (C * K));
+    gOff[q] = (ky * Wp + kx) * C + ci;
+    gPtr[q] = gStart[g]!;
+  });
+  gPtr[groups.length] = nnz;
+  const nGroups = groups.length;
   return {
-    inSize: H * W * C,
-    outSize,
-    outShape: [Ho, Wo, Co],
-    storedMacs: nnz * Ho * Wo,
-    run(x: Float64Array, y: Float64Array): void {
+    ...base,
+    kernel: 'conv-gather',
+    run(x, _xNz, _n, y) {
       let src = x;
       if (pad) {
         for (let yy = 0; yy < H; yy++) pad.set(x.subarray(yy * W * C, (yy + 1) * W * C), ((yy + padT) * Wp + padL) * C);
         src = pad;
       }
-      for (let oy = 0; oy < Ho; oy++) {
-        for (let ox = 0; ox < Wo; ox++) {
-          const base = (oy * s * Wp + ox * s) * C;
-          const ob = (oy * Wo + ox) * Co;
-          for (let c = 0; c < Co; c++) y[ob + c] = bias[c]!;
-          for (let g = 0; g < groups; g++) {
-            const v = src[base + gOff[g]!]!;
-            if (v === 0) continue;
-            const end = gPtr[g + 1]!;
-            for (let e = gPtr[g]!; e < end; e++) y[ob + outCh[e]!] += v * vals[e]!;
-          }
-        }
-      }
-      if (relu) for (let i = 0; i < outSize; i++) if (!(y[i]! > 0)) y[i] = 0;
+      convGather(src, y, Ho, Wo, Co, C, Wp, s, nGroups, gOff, gPtr, outCh, vals, bias, relu, liveCo);
+      return -1;
     },
   };
 }
 
-export function compileMaxPool(op: MaxPoolOp, inShape: Shape3): JsStep {
+function convGather(
+  src: Float64Array,
+  y: Float64Array,
+  Ho: number,
+  Wo: number,
+  Co: number,
+  C: number,
+  Wp: number,
+  s: number,
+  nGroups: number,
+  gOff: Int32Array,
+  gPtr: Int32Array,
+  outCh: Int32Array,
+  vals: Float64Array,
+  bias: Float64Array,
+  relu: boolean,
+  liveCo: Int32Array,
+): void {
+  initBias(y, Ho * Wo, Co, bias, liveCo);
+  for (let oy = 0; oy < Ho; oy++) {
+    for (let ox = 0; ox < Wo; ox++) {
+      const base = (oy * s * Wp + ox * s) * C;
+      const ob = (oy * Wo + ox) * Co;
+      for (let g = 0; g < nGroups; g++) {
+        const v = src[base + gOff[g]!]!;
+        if (v === 0) continue;
+        const end = gPtr[g + 1]!;
+        for (let e = gPtr[g]!; e < end; e++) y[ob + outCh[e]!] += v * vals[e]!;
+      }
+    }
+  }
+  if (relu) reluChannels(y, Ho * Wo, Co, liveCo);
+}
+
+/** y = bias per channel: a memset, then the live channels whose bias is non-zero. */
+function initBias(y: Float64Array, positions: number, Co: number, bias: Float64Array, liveCo: Int32Array): void {
+  y.fill(0, 0, positions * Co);
+  for (let j = 0; j < liveCo.length; j++) {
+    const c = liveCo[j]!;
+    const b = bias[c]!;
+    if (b === 0) continue;
+    for (let p = 0; p < positions; p++) y[p * Co + c] = b;
+  }
+}
+
+function reluChannels(y: Float64Array, positions: number, Co: number, liveCo: Int32Array): void {
+  const nLive = liveCo.length;
+  for (let p = 0; p < positions; p++) {
+    const ob = p * Co;
+    for (let j = 0; j < nLive; j++) {
+      const i = ob + liveCo[j]!;
+      y[i] = y[i]! > 0 ? y[i]! : 0;
+    }
+  }
+}
+
+/** Indices with needed[i] set (all of 0..n-1 without liveness). */
+function liveList(needed: Uint8Array | undefined, n: number): Int32Array {
+  const out: number[] = [];
+  for (let i = 0; i < n; i++) if (!needed || needed[i]) out.push(i);
+  return Int32Array.from(out);
+}
+
+function convScatter(
+  x: Float64Array,
+  xNz: Int32Array,
+  xNzCount: number,
+  y: Float64Array,
+  W: number,
+  C: number,
+  Ho: number,
+  Wo: number,
+  Co: number,
+  s: number,
+  padT: number,
+  padL: number,
+  chPtr: Int32Array,
+  gInfo: Int32Array,
+  outCh: Int32Array,
+  vals: Float64Array,
+  bias: Float64Array,
+  relu: boolean,
+  liveCo: Int32Array,
+): void {
+  const n = Ho * Wo;
+  initBias(y, n, Co, bias, liveCo);
+  for (let k = 0; k < xNzCount; k++) {
+    const idx = xNz[k]!;
+    const v = x[idx]!;
+    const pix = (idx / C) | 0;
+    const ci = idx - pix * C;
+    const yy = (pix / W) | 0;
+    const xx = pix - yy * W;
+    const gEnd = chPtr[ci + 1]!;
+    for (let q = chPtr[ci]!; q < gEnd; q++) {
+      const ty = yy + padT - gInfo[4 * q]!;
+      const tx = xx + padL - gInfo[4 * q + 1]!;
+      if (ty < 0 || tx < 0) continue;
+      const oy = (ty / s) | 0;
+      const ox = (tx / s) | 0;
+      if (oy >= Ho || ox >= Wo || oy * s !== ty || ox * s !== tx) continue;
+      const ob = (oy * Wo + ox) * Co;
+      const end = gInfo[4 * q + 3]!;
+      for (let e = gInfo[4 * q + 2]!; e < end; e++) y[ob + outCh[e]!] += v * vals[e]!;
+    }
+  }
+  if (relu) reluChannels(y, n, Co, liveCo);
+}
+
+export function compileMaxPool(op: MaxPoolOp, inShape: Shape3, live?: Live): JsStep {
   const [H, W, C] = inShape;
+  const liveC = liveList(live?.neededOut, C);
   const k = op.size;
   const s = op.stride;
   const Ho = Math.floor((H - k) / s) + 1;
@@ -211,26 +391,37 @@ export function compileMaxPool(op: MaxPoolOp, inShape: Shape3): JsStep {
     inSize: H * W * C,
     outSize: Ho * Wo * C,
     outShape: [Ho, Wo, C],
-    storedMacs: 0,
-    run(x: Float64Array, y: Float64Array): void {
-      for (let oy = 0; oy < Ho; oy++) {
-        for (let ox = 0; ox < Wo; ox++) {
-          const ob = (oy * Wo + ox) * C;
-          for (let c = 0; c < C; c++) {
-            let m = -Infinity;
-            for (let dy = 0; dy < k; dy++) {
-              const row = ((oy * s + dy) * W + ox * s) * C + c;
-              for (let dx = 0; dx < k; dx++) {
-                const v = x[row + dx * C]!;
-                if (v > m) m = v;
-              }
-            }
-            y[ob + c] = m;
-          }
-        }
-      }
+    wantsNz: false,
+    kept: 0,
+    kernel: 'maxpool',
+    run(x, _xNz, _n, y) {
+      maxPoolKernel(x, y, W, C, Ho, Wo, k, s, liveC);
+      return -1;
     },
   };
+}
+
+/** Max pooling over the live channels only (the others are never read downstream). */
+function maxPoolKernel(x: Float64Array, y: Float64Array, W: number, C: number, Ho: number, Wo: number, k: number, s: number, liveC: Int32Array): void {
+  const nLive = liveC.length;
+  for (let oy = 0; oy < Ho; oy++) {
+    for (let ox = 0; ox < Wo; ox++) {
+      const ob = (oy * Wo + ox) * C;
+      const ib = (oy * s * W + ox * s) * C;
+      for (let j = 0; j < nLive; j++) {
+        const c = liveC[j]!;
+        let m = x[ib + c]!;
+        for (let dy = 0; dy < k; dy++) {
+          const r = ib + dy * W * C + c;
+          for (let dx = dy === 0 ? 1 : 0; dx < k; dx++) {
+            const v = x[r + dx * C]!;
+            m = v > m ? v : m;
+          }
+        }
+        y[ob + c] = m;
+      }
+    }
+  }
 }
 
 export function compileBatchNorm(op: BatchNormOp, bn: BatchNormParams, inShape: Shape3): JsStep {
@@ -247,14 +438,17 @@ export function compileBatchNorm(op: BatchNormOp, bn: BatchNormParams, inShape: 
     inSize: n,
     outSize: n,
     outShape: inShape,
-    storedMacs: 0,
-    run(x: Float64Array, y: Float64Array): void {
+    wantsNz: false,
+    kept: 0,
+    kernel: 'batchnorm',
+    run(x, _xNz, _n, y) {
       for (let i = 0, c = 0; i < n; i++) {
         let v = x[i]! * scale[c]! + shift[c]!;
         if (relu && !(v > 0)) v = 0;
         y[i] = v;
         if (++c === C) c = 0;
       }
+      return -1;
     },
   };
 }
