@@ -19,3 +19,6 @@ export { getArchitecture, registerArchitecture, layerStats, type Architecture } 
 export { initParams, onesMasks, sizeReport, type PrunableModel, type ModelParams, type LayerMasks } from '../models/params.js';
 export { magnitudeStats, masksForCrates } from '../models/masks.js';
 export { saveModel, loadModel } from '../models/io.js';
+export { sweep, type SweepOptions, type SweepResult, type SweepEvent } from './sweep/index.js';
+export { report, type ReportOptions, type ReportResult } from './report/index.js';
+export { createProgress } from './progress.js';
