@@ -2,7 +2,9 @@
  * `npm run bench -- train [--backend B] [--json] [--models a,b] [--steps N] [--warmup N] [--fallback]`
  *
  * Rows (one JSON object per line with --json):
- *  - kind 'train':  model, backend, msPerStep (Caffe SGD step, batch 64, after warm-up), imagesPerSec (training),
+ *  - kind 'train':  model, backend, msPerStep (Caffe SGD step, batch 64, after warm-up; wall clock), cpuMsPerStep
+ *                   (process CPU time per step: the wasm backend is single-threaded, so on a busy machine this is
+ *                   closer to the unloaded step time), imagesPerSec (training),
  *                   inferenceImagesPerSec (evaluateAccuracy over 10,000 test images in batches of 1,000);
  *  - kind 'kernel' (wasm only): Conv2DBackpropFilter at LeNet-5's two conv shapes (batch 64), ms per call, for the
  *                   XNNPACK-conv kernel of evaluators/kernels/wasm.ts and, with --fallback, for the copy-to-cpu
@@ -82,8 +84,11 @@ export async function run(args: string[]): Promise<void> {
     const trainer = new Trainer(arch, initParams(arch, new Rng(`bench:${name}`)), data.train);
     for (let i = 0; i < warmup; i++) trainer.step();
     const t0 = performance.now();
+    const c0 = process.cpuUsage();
     for (let i = 0; i < steps; i++) trainer.step();
     const msPerStep = (performance.now() - t0) / steps;
+    const cpu = process.cpuUsage(c0);
+    const cpuMsPerStep = (cpu.user + cpu.system) / 1000 / steps;
     const params = trainer.getParams();
     trainer.dispose();
     evaluateAccuracy(arch, params, null, { ...data.test, count: 1000 }, 1000); // warm-up batch
@@ -97,6 +102,7 @@ export async function run(args: string[]): Promise<void> {
       batch: trainer.solver.batchSize,
       steps,
       msPerStep,
+      cpuMsPerStep,
       imagesPerSec: (trainer.solver.batchSize * 1000) / msPerStep,
       inferenceImagesPerSec: (ev.count * 1000) / inferMs,
       inferenceBatch: 1000,
