@@ -80,7 +80,7 @@ function runModel(arch: Architecture, params: ModelParams, masks: LayerMasks[], 
     disposeModelTensors(t);
   }
   const evalCorrect = evaluateAccuracy(arch, params, masks, test, 25).correct;
-  const trainer = new Trainer(arch, params, train, { solver: { batchSize: 32 } });
+  const trainer = new Trainer(arch, params, train, { solver: { batchSize: 16 } });
   try {
     trainer.setMasks(masks);
     const losses = [trainer.step().loss, trainer.step().loss];
@@ -208,7 +208,7 @@ const { createRequire } = require('node:module');
   const t = toTensors(arch, d.params, d.masks);
   const logits = tf.tidy(() => forward(arch, t, tf.tensor4d(d.x, [d.x.length / (H * W * C), H, W, C])).dataSync()).slice();
   disposeModelTensors(t);
-  const trainer = new Trainer(arch, d.params, d.train, { solver: { batchSize: 32 } });
+  const trainer = new Trainer(arch, d.params, d.train, { solver: { batchSize: 16 } });
   trainer.setMasks(d.masks);
   const losses = [trainer.step().loss, trainer.step().loss];
   const params = trainer.getParams();
