@@ -21,22 +21,34 @@ import type { EvaluationContext, PathMode } from './types.js';
 
 /**
  * Per-layer path rule under 'auto': a layer runs sparse when its weight density (kept mask entries / weights) is at
- * most SPARSE_CROSSOVER[kind] / inputDensity, where inputDensity is the fraction of non-zero values the layer reads:
- * measured on the evaluation images for a layer that reads the network input, taken as 1 for hidden layers. The
- * sparse kernels skip zero inputs, so a sparse input moves the crossover up.
+ * most SPARSE_CROSSOVER[kind].base × inputDensity^−exponent, where inputDensity is the fraction of non-zero values
+ * the layer reads: measured on the evaluation images for a layer that reads the network input, taken as 1 for hidden
+ * layers. The sparse kernels skip zero inputs (conv layers on sparse inputs use the scatter kernel), so a sparse
+ * input moves the crossover up.
  *
- * Measured with `npm run bench -- eval --crossover-layers` (each layer alone on its real input activations, random
- * masks, JS kernel vs the tfjs fused op, 6,000 validation images, wasm, CPU ms of one thread; 2-core machine at
- * load 9-15, so absolute figures are inflated, ratios less so):
- *   LeNet-300-100 ip1 (input density 0.19):  5%: 80 vs 115,  10%: 104 vs 116,  20%: 186 vs 122  → crossover ≈ 12%
- *   LeNet-5 ip1       (input density 1.00):  1%: 143 vs 183,  2%: 219 vs 195,   5%: 438 vs 175  → crossover ≈ 1.7%
- *   LeNet-5 conv1     (input density 0.19):  2%: 376 vs 603,  5%: 483 vs 611,  10%: 993 vs 668  → crossover ≈ 7%
- *   LeNet-5 conv2     (input density 1.00): 0.5%: 317 vs 989, 1%: 955 vs 968,   2%: 1453 vs 921 → crossover ≈ 1%
- * Scaled by input density these give ≈ 0.02 (fully-connected: 0.12·0.19 = 0.023, 0.017·1) and ≈ 0.012
- * (conv: 0.07·0.19 = 0.013, 0.01·1). Small layers (LeNet-300-100 ip2/ip3, LeNet-5 ip2: ≤ 30k weights) cost a few ms
- * either way; alone the dense op wins even at 0.5% (per-image overhead), inside a sparse chain they are cheap.
+ * Measured with `npm run bench -- eval --crossover-layers`: each layer alone on its real input activations, random
+ * masks, JS kernel vs the tfjs fused op, 6,000 validation images, wasm, CPU ms of one thread, sparse / dense. The
+ * machine had 2 shared cores at load 7-13, so absolute figures are inflated; the dense conv2 time also varied
+ * 850-2200 ms between runs.
+ *   LeNet-300-100 ip1 (input density 0.19): 10%: 101 / 125,  20%: 161 / 115             → crossover ≈ 14%
+ *   LeNet-5 ip1       (input density 1.00):  1%: 149 / 230,   2%: 233 / 212             → crossover ≈ 1.8%
+ *   LeNet-5 conv1     (input density 0.19): 10%: 356 / 532,  20%: 572 / 537             → crossover ≈ 19%
+ *   LeNet-5 conv2     (input density 1.00):  1%: 445 / 860,   2%: 1239 / 847            → crossover ≈ 1.5%
+ * Fully-connected: 0.02 / inputDensity fits both (0.105 and 0.02). Conv: 0.015 × inputDensity^−1.5 fits both (0.18
+ * and 0.015); the scatter kernel gains more than linearly from a sparse input. Small layers (LeNet-300-100 ip2/ip3,
+ * LeNet-5 ip2: ≤ 30k weights) cost a few ms either way: alone the dense op wins even at 0.5% (per-image overhead),
+ * inside a sparse chain they are cheap.
  */
-export const SPARSE_CROSSOVER: Readonly<Record<PrunableOp['type'], number>> = { dense: 0.02, conv2d: 0.012 };
+export const SPARSE_CROSSOVER: Readonly<Record<PrunableOp['type'], { base: number; exponent: number }>> = {
+  dense: { base: 0.02, exponent: 1 },
+  conv2d: { base: 0.015, exponent: 1.5 },
+};
+
+/** Weight density at or below which a layer of this kind, reading inputs of this density, runs sparse under 'auto'. */
+export function crossoverDensity(kind: PrunableOp['type'], inputDensity = 1): number {
+  const c = SPARSE_CROSSOVER[kind];
+  return Math.min(1, c.base * Math.pow(Math.min(1, Math.max(inputDensity, 1e-3)), -c.exponent));
+}
 
 export interface EngineOptions {
   /** Path mode, or a path per prunable layer. */
@@ -133,8 +145,7 @@ export function choosePaths(
       n = 0;
       for (let i = 0; i < m.length; i++) n += m[i]!;
     }
-    const inDensity = k === 0 && readsInput ? Math.max(inputDensity, 1e-3) : 1;
-    return n / s.weights <= SPARSE_CROSSOVER[s.kind] / inDensity ? 'sparse' : 'dense';
+    return n / s.weights <= crossoverDensity(s.kind, k === 0 && readsInput ? inputDensity : 1) ? 'sparse' : 'dense';
   });
 }
 

@@ -24,7 +24,7 @@ import {
   cratesKey,
   hashMasks,
   registerMaskBuilder,
-  SPARSE_CROSSOVER,
+  crossoverDensity,
   type Candidate,
   type Evaluation,
   type EvaluationContext,
@@ -102,20 +102,63 @@ describe('sparse and dense paths', () => {
       const nl = m.params.layers.length;
       const mixedA = Array.from({ length: nl }, (_, k) => (k % 2 === 0 ? 'sparse' : 'dense') as const);
       const mixedB = Array.from({ length: nl }, (_, k) => (k % 2 === 0 ? 'dense' : 'sparse') as const);
+      const margs: Float64Array[] = [];
       const preds = (['sparse', 'dense', mixedA, mixedB] as const).map((path) => {
         const p = new Int32Array(pick.length);
-        const e = evaluateMasks(sub, m.masks, { path, batchSize: 200, predictions: p });
+        const mg = new Float64Array(pick.length);
+        const e = evaluateMasks(sub, m.masks, { path, batchSize: 200, predictions: p, margins: mg });
         expect(e.evaluated).toBe(pick.length);
+        margs.push(mg);
         return p;
       });
-      for (let i = 1; i < preds.length; i++) expect([...preds[i]!]).toEqual([...preds[0]!]);
+      for (let i = 1; i < preds.length; i++) {
+        expect([...preds[i]!]).toEqual([...preds[0]!]);
+        for (let j = 0; j < pick.length; j++) expect(Math.abs(margs[i]![j]! - margs[0]![j]!)).toBeLessThan(1e-4);
+      }
     });
   }
+
+  it('sparse, dense and mixed paths agree on random sparse masks with live biases (liveness is exact)', () => {
+    const rng = new Rng('paths-random');
+    const imgs = subset(data.validation, Array.from({ length: 300 }, (_, i) => i));
+    for (const model of ['lenet-300-100', 'lenet-5'] as const) {
+      const m = loadReleasedModel(fixtures, model === 'lenet-5' ? 'lenet5-reference' : 'lenet300100-reference');
+      // Biases large enough to matter, and masks that leave some units with a bias but no incoming weights,
+      // some with weights but no reader, and whole layers nearly empty.
+      const params = {
+        layers: m.params.layers.map((l, k) => ({ weight: l.weight, bias: k === m.params.layers.length - 1 ? l.bias : l.bias.map(() => (rng.uniform() - 0.3) * 0.2) })),
+        batchNorms: [],
+      };
+      const masks = m.masks.map((mk, k) => {
+        const density = [0.1, 0.2, 0.3, 0.5][k]!;
+        const nOut = mk.bias.length;
+        const deadIn = rng.int(nOut);
+        const weight = mk.weight.map((_, i) => (i % nOut !== deadIn && rng.uniform() < density ? 1 : 0));
+        const bias = mk.bias.map((_, o) => (o === deadIn || rng.uniform() < 0.5 ? 1 : 0));
+        return { weight, bias };
+      });
+      const ctx: EvaluationContext = { arch: m.arch, params, masks, stats: [], data: imgs };
+      const nl = masks.length;
+      const paths = ['sparse', 'dense', Array.from({ length: nl }, (_, k) => (k % 2 ? 'dense' : 'sparse') as const), Array.from({ length: nl }, (_, k) => (k % 2 ? 'sparse' : 'dense') as const)] as const;
+      const out = paths.map((path) => {
+        const p = new Int32Array(imgs.count);
+        const mg = new Float64Array(imgs.count);
+        const r = evaluateMasks(ctx, masks, { path, batchSize: 128, predictions: p, margins: mg });
+        return { p, mg, correct: r.correct };
+      });
+      for (let i = 1; i < out.length; i++) {
+        expect([...out[i]!.p]).toEqual([...out[0]!.p]);
+        for (let j = 0; j < imgs.count; j++) expect(Math.abs(out[i]!.mg[j]! - out[0]!.mg[j]!)).toBeLessThan(1e-4 * (1 + Math.abs(out[0]!.mg[j]!)));
+      }
+      // Not a degenerate network: predictions vary.
+      expect(new Set(out[0]!.p).size).toBeGreaterThan(1);
+    }
+  });
 
   it('auto picks the sparse path below the crossover density and dense above it', () => {
     const arch = ref300.arch;
     const masks = ref300.masks.map((m, k) => {
-      const density = [0.5 * SPARSE_CROSSOVER.dense, 2 * SPARSE_CROSSOVER.dense, 1][k]!;
+      const density = [0.5 * crossoverDensity('dense'), 2 * crossoverDensity('dense'), 1][k]!;
       const w = new Uint8Array(m.weight.length);
       for (let i = 0; i < Math.round(density * w.length); i++) w[i] = 1;
       return { weight: w, bias: m.bias };
@@ -125,12 +168,14 @@ describe('sparse and dense paths', () => {
     // A sparse input (MNIST: ~19% non-zero pixels) raises the first layer's crossover, and only the first layer's.
     const five = masks.map((m, k) => {
       const w = new Uint8Array(m.weight.length);
-      for (let i = 0; i < Math.round(2.5 * SPARSE_CROSSOVER.dense * w.length); i++) w[i] = 1;
+      for (let i = 0; i < Math.round(2.5 * crossoverDensity('dense') * w.length); i++) w[i] = 1;
       return k < 2 ? { weight: w, bias: m.bias } : m;
     });
     expect(choosePaths(arch, five, 'auto', undefined, 1)).toEqual(['dense', 'dense', 'dense']);
     expect(choosePaths(arch, five, 'auto', undefined, 0.2)).toEqual(['sparse', 'dense', 'dense']);
     expect(pathsFor(ctx300, five, 'auto')).toEqual(['sparse', 'dense', 'dense']);
+    expect(crossoverDensity('dense', 0.2)).toBeCloseTo(5 * crossoverDensity('dense'), 12);
+    expect(crossoverDensity('conv2d', 0.25)).toBeCloseTo(8 * crossoverDensity('conv2d'), 12);
   });
 
   it('an all-pruned layer gives constant logits: every image gets the class of the largest ip3 bias', () => {
@@ -323,6 +368,28 @@ describe('cache', () => {
       }
     }
     expect(equalPairs).toBeGreaterThan(0);
+    // Exactly at the thresholds: with mu 0, sigma 1 and crate 10, 0.9T = 9 and 1.1T = 11 exactly.
+    const weight = ctx300.params.layers[0]!.weight.slice();
+    const prevW = ctx300.masks[0]!.weight.slice();
+    weight[0] = 9; // on, pruned at crate 10 (|v| <= 9) but not at 10 - 1e-9
+    weight[1] = -11; // off, stays off at crate 10 (|v| > 11 is false) but returns at 10 - 1e-9
+    prevW[1] = 0;
+    const edge: EvaluationContext = {
+      ...ctx300,
+      params: { layers: [{ weight, bias: ctx300.params.layers[0]!.bias }, ...ctx300.params.layers.slice(1)], batchNorms: [] },
+      masks: [{ weight: prevW, bias: ctx300.masks[0]!.bias }, ...ctx300.masks.slice(1)],
+      stats: [{ mu: 0, sigma: 1 }, ...ctx300.stats.slice(1)],
+    };
+    const ep = prepareContext(edge, 1);
+    const variants = [10, 10 - 1e-9, 10 + 1e-9, 9.0909090909, 10 / 1.1];
+    for (const a of variants) {
+      for (const b of variants) {
+        const ma = hashMasks(buildMasks(edge, crates(a, null, null)));
+        const mb = hashMasks(buildMasks(edge, crates(b, null, null)));
+        expect(cratesKey(ep, [a, null, null]) === cratesKey(ep, [b, null, null])).toBe(ma === mb);
+      }
+    }
+    expect(hashMasks(buildMasks(edge, crates(10, null, null)))).not.toBe(hashMasks(buildMasks(edge, crates(10 - 1e-9, null, null))));
   });
 
   it('hashMasks is FNV-1a 64 over lengths and bytes', () => {
