@@ -1,7 +1,7 @@
 /**
  * The small VGG-style CNN with BatchNorm used for channel pruning on Fashion-MNIST (channel-pruning spec §4,
  * "small VGG with BN"): conv16-conv16-pool-conv32-conv32-pool-conv64-pool-fc10, each conv 3×3 'same' followed by
- * BatchNorm + ReLU. ≈5.5 M MACs, ≈ 53 k parameters. Importing this module registers it as 'vgg-bn'.
+ * BatchNorm + ReLU. ≈5.5 M MACs, ≈41 k parameters (weights, biases, BN γ/β). Importing this module registers it as 'vgg-bn'.
  */
 import { type Architecture, type Op, registerArchitecture } from './architectures.js';
 

@@ -56,6 +56,11 @@ export interface ChannelsConfig {
   finetune: FinetuneBudget;
   /** Images per forward batch when evaluating. */
   evalBatch: number;
+  /**
+   * BatchNorm models: mini-batches (of 64, from the scoring split) whose statistics replace the BN moving averages of
+   * each pruned candidate before it is evaluated without finetuning (0 = off). No effect on models without BN.
+   */
+  bnRecalibration: number;
 }
 
 function baselineSgd(model: string, steps: number): SgdConfig {
@@ -92,6 +97,7 @@ export function defaultChannelsConfig(model: string, method: MethodName, quick: 
     dcp: { ...DCP_DEFAULTS },
     finetune: { steps: 1500, batchSize: 64 },
     evalBatch: 500,
+    bnRecalibration: 8,
   };
   if (!quick) return full;
   return {
@@ -129,6 +135,7 @@ export function validateChannelsConfig(c: ChannelsConfig): ChannelsConfig {
   check(c.di.rho > 0, 'DI rho must be > 0');
   for (const [k, v] of Object.entries(c.data)) check(Number.isInteger(v) && v >= 1, `data size '${k}' must be an integer >= 1, got ${v}`);
   check(c.data.score >= 2, 'the scoring split needs at least 2 images');
+  check(Number.isInteger(c.bnRecalibration) && c.bnRecalibration >= 0, `--bn-recalibration must be an integer >= 0, got ${c.bnRecalibration}`);
   check(c.dcp.maxSteps >= 1 && c.dcp.itersPerStep >= 0 && c.dcp.selectionImages >= 2, 'DCP budgets must be positive');
   return c;
 }

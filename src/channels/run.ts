@@ -23,7 +23,7 @@ import { loadChannelData } from './data.js';
 import { getBaseline } from './baseline.js';
 import { createMethod } from './methods.js';
 import { inProcessEvaluator, searchKeepRatios, type ChannelEvaluator, type SearchOutcome } from './search.js';
-import { accuracy } from './train.js';
+import { accuracy, recalibrateBatchNorm } from './train.js';
 import { sharedEvaluatorAdapter } from './evaluator.js';
 import { createPoolEvaluator } from '../../evaluators/index.js';
 
@@ -75,9 +75,12 @@ export interface ChannelsReport {
   accuracy: {
     /** Test accuracy of the unpruned baseline. */
     baseline: number;
-    /** Test accuracy of the searched configuration applied one-shot (top-k by score, no finetuning) to the network the scores rank (the baseline; DCP: after its stage-wise finetune). */
+    /**
+     * Test accuracy of the searched configuration applied one-shot (top-k by score, no finetuning) to the network the
+     * scores rank (the baseline; DCP: after its stage-wise finetune); BN models with their BN statistics re-estimated.
+     */
     pruned: number;
-    /** Test accuracy after the method's pruning phase, before the final finetune (DI rounds, DCP reconstruction). */
+    /** Test accuracy after the method's pruning phase, before the final finetune (DI rounds, DCP reconstruction); BN statistics re-estimated as for `pruned`. */
     afterPruningPhase: number;
     /** Test accuracy of the finetuned, physically slimmed model. */
     finetuned: number;
@@ -166,6 +169,10 @@ export async function pruneChannels(opts: ChannelsOptions): Promise<ChannelsRepo
   const resultsRoot = resolve(opts.resultsRoot ?? process.env.PRUNUS_RESULTS ?? 'results');
   const runDir = resolve(opts.out ?? join(resultsRoot, `channels-${cfg.model}-${cfg.method}-b${cfg.flopsBudget}-s${cfg.seed}-${timestamp()}`));
   if (existsSync(join(runDir, 'report.json'))) throw new UsageError(`${runDir} already holds a finished run`);
+  const hasBn = getArchitecture(cfg.model).ops.some((o) => o.type === 'batchnorm');
+  if (hasBn && cfg.bnRecalibration > 0 && opts.workers && opts.workers > 0) {
+    throw new UsageError('--workers evaluates masked candidates with the baseline BatchNorm statistics; on BatchNorm models use it with --bn-recalibration 0');
+  }
   const backend = await initBackend(opts.backend ?? 'auto');
   log(describeBackend(backend));
   const phases: Record<string, number> = {};
@@ -187,6 +194,7 @@ export async function pruneChannels(opts: ChannelsOptions): Promise<ChannelsRepo
   const reference = method.reference();
   log(`${cfg.method}: scored ${groups.length} groups`);
 
+  const recalibration = hasBn && cfg.bnRecalibration > 0 ? { batches: cfg.bnRecalibration, batchSize: 64, set: data.score, seed: cfg.seed } : undefined;
   let evaluator: ChannelEvaluator;
   let evaluatorName = 'in-process (slimmed candidates)';
   if (opts.makeEvaluator) {
@@ -198,7 +206,10 @@ export async function pruneChannels(opts: ChannelsOptions): Promise<ChannelsRepo
     const adapter = sharedEvaluatorAdapter(pool, arch, reference, scores, data.validation);
     await adapter.ready();
     evaluator = adapter;
-  } else evaluator = inProcessEvaluator(arch, groups, reference, scores, data.validation, cfg.evalBatch);
+  } else {
+    evaluator = inProcessEvaluator(arch, groups, reference, scores, data.validation, cfg.evalBatch, recalibration);
+    if (recalibration) evaluatorName += `, BN statistics re-estimated on ${recalibration.batches}×64 scoring images`;
+  }
   const s0 = Date.now();
   let search: SearchOutcome;
   try {
@@ -228,12 +239,14 @@ export async function pruneChannels(opts: ChannelsOptions): Promise<ChannelsRepo
   log(`search: keep ${keep.join(',')} (${search.best.result.feasible ? 'feasible' : 'infeasible'}), MACs ${(search.best.macs / denseCost(arch, groups).macs * 100).toFixed(1)}% of dense`);
 
   const oneShotMasks = masksFromScores(groups, scores, keep);
-  const oneShotParams = applyChannelMasks(arch, groups, reference, oneShotMasks);
+  const oneShotMasked = applyChannelMasks(arch, groups, reference, oneShotMasks);
+  const oneShotParams = recalibration ? recalibrateBatchNorm(arch, oneShotMasked, recalibration) : oneShotMasked;
   const prunedTest = phase('evaluate', () => accuracy(arch, oneShotParams, data.test, cfg.evalBatch));
 
   const outcome = phase('prune+finetune', () => method.prune(keep, scores));
   const masks: ChannelMasks = outcome.masks;
-  const afterPhaseTest = phase('evaluate', () => accuracy(arch, outcome.pruned, data.test, cfg.evalBatch));
+  const afterPhaseParams = recalibration ? recalibrateBatchNorm(arch, outcome.pruned, recalibration) : outcome.pruned;
+  const afterPhaseTest = phase('evaluate', () => accuracy(arch, afterPhaseParams, data.test, cfg.evalBatch));
 
   // Physical slimming; check it against the masked model on a batch.
   const slim = slimModel(arch, groups, outcome.finetuned, masks);

@@ -9,9 +9,10 @@
  *               it), else the accuracy shortfall (≤ 1)
  *
  * The start point is the largest uniform ratio within the FLOPs budget, so the best point is always within it.
- * Evaluation goes through a small adapter (ChannelEvaluator) that runs in-process; a pool can replace it.
+ * Evaluation goes through a small adapter (ChannelEvaluator) that runs in-process; the shared evaluator pool can
+ * replace it (evaluator.ts). For BatchNorm models the in-process evaluator re-estimates the BN statistics of each
+ * candidate on a few training-side batches first (no weights change), since pruning shifts the downstream statistics.
  */
-import * as tf from '@tensorflow/tfjs';
 import type { Architecture } from '../../models/architectures.js';
 import type { ModelParams } from '../../models/params.js';
 import { type ChannelGroup, configCost, denseCost, keepCounts, masksFromScores } from '../../models/channels.js';
@@ -19,7 +20,7 @@ import { slimModel } from '../../models/slim.js';
 import type { ImageSet } from '../data/datasets.js';
 import { createOptimizer, runOptimizer, type EvalResult } from '../../search/index.js';
 import type { Objective } from './config.js';
-import { accuracy } from './train.js';
+import { accuracy, recalibrateBatchNorm, type RecalibrationOptions } from './train.js';
 
 /** Evaluates keep configurations (validation accuracy without finetuning). */
 export interface ChannelEvaluator {
@@ -27,13 +28,25 @@ export interface ChannelEvaluator {
   dispose?(): void | Promise<void>;
 }
 
-/** In-process evaluator: top-k masks from the scores, physically slimmed (cheaper, same outputs), then a forward pass. */
-export function inProcessEvaluator(arch: Architecture, groups: ChannelGroup[], params: ModelParams, scores: Float32Array[], set: ImageSet, batchSize = 500): ChannelEvaluator {
+/**
+ * In-process evaluator: top-k masks from the scores, physically slimmed (cheaper, same outputs), BatchNorm statistics
+ * optionally re-estimated (`recalibration`; no weight changes), then a forward pass over `set`.
+ */
+export function inProcessEvaluator(
+  arch: Architecture,
+  groups: ChannelGroup[],
+  params: ModelParams,
+  scores: Float32Array[],
+  set: ImageSet,
+  batchSize = 500,
+  recalibration?: RecalibrationOptions,
+): ChannelEvaluator {
   return {
     async accuracy(keeps) {
       return keeps.map((keep) => {
         const slim = slimModel(arch, groups, params, masksFromScores(groups, scores, keep));
-        return tf.tidy(() => accuracy(slim.arch, slim.params, set, batchSize));
+        const p = recalibration ? recalibrateBatchNorm(slim.arch, slim.params, recalibration) : slim.params;
+        return accuracy(slim.arch, p, set, batchSize);
       });
     },
   };

@@ -20,6 +20,8 @@ export const usage = `usage: prunus channels --model lenet-5|vgg-bn --method di|
   --di-steps T           DI rounds T (default 5; 1 = one-shot DI)
   --workers N            search evaluation: 0 = slimmed candidates in this thread (default), N = the shared
                          evaluator pool with N worker threads (masked candidates)
+  --bn-recalibration N   BatchNorm models: re-estimate each pruned candidate's BN statistics on N batches of 64
+                         scoring images before evaluating it (no weights change; default 8, 0 = off)
   --data-dir D           folder with the four IDX files (overrides the dataset's location)
   --out DIR              run directory (default results/channels-<model>-<method>-b<budget>-s<seed>-<time>)
   --compare              every method × MAC reduction 50 % and 75 % on both models: table.md, table.csv, table.json
@@ -41,6 +43,7 @@ const FLAGS = {
   'di-steps': { type: 'string' },
   'data-dir': { type: 'string' },
   workers: { type: 'string' },
+  'bn-recalibration': { type: 'string' },
   out: { type: 'string' },
   compare: { type: 'boolean', default: false },
   models: { type: 'string' },
@@ -82,6 +85,7 @@ export async function run(argv: string[]): Promise<number> {
   const diSteps = int('--di-steps', v['di-steps'], 1);
   const seed = int('--seed', v.seed, 0);
   const workers = int('--workers', v.workers, 0);
+  const bnRecalibration = int('--bn-recalibration', v['bn-recalibration'], 0);
   const maxAccDrop = v['max-acc-drop'] === undefined ? undefined : parseNumber('--max-acc-drop', v['max-acc-drop'], { min: 0, max: 1 });
   const objective = v.objective === undefined ? undefined : checkObjective(v.objective);
   const log = v.json ? undefined : (line: string) => process.stderr.write(line + '\n');
@@ -94,6 +98,7 @@ export async function run(argv: string[]): Promise<number> {
     if (baselineSteps !== undefined) o.baseline = { steps: baselineSteps } as ChannelsConfig['baseline'];
     if (diSteps !== undefined) o.di = { rounds: diSteps } as ChannelsConfig['di'];
     if (v['data-dir'] !== undefined) o.dataDir = v['data-dir'];
+    if (bnRecalibration !== undefined) o.bnRecalibration = bnRecalibration;
     return o;
   };
 
