@@ -37,7 +37,7 @@ import { diScores, gfbsScores, l1Scores, randomScores, diBatchScore } from '../s
 import { dcpScores, trainHeads, greedySelect, dcpHeadPoints, DCP_DEFAULTS } from '../src/channels/dcp.js';
 import { searchKeepRatios, uniformRatioForBudget, scoreConfig, type ChannelEvaluator } from '../src/channels/search.js';
 import { diRoundKeep } from '../src/channels/methods.js';
-import { trainSgd, accuracy } from '../src/channels/train.js';
+import { trainSgd, accuracy, recalibrateBatchNorm } from '../src/channels/train.js';
 import { pruneChannels, type ChannelsReport } from '../src/channels/run.js';
 import { channelsBuilder, channelsContext } from '../src/channels/evaluator.js';
 import { createInProcessEvaluator } from '../evaluators/index.js';
@@ -564,5 +564,26 @@ describe('prunus channels: bad input', () => {
     } finally {
       rmSync(root, { recursive: true, force: true });
     }
+  });
+});
+
+describe('BatchNorm recalibration', () => {
+  it('replaces the moving statistics by the average batch statistics, weights untouched', () => {
+    const set = syntheticSet(32, 50);
+    const p = randomParams(vgg, 51);
+    const r = recalibrateBatchNorm(vgg, p, { batches: 2, batchSize: 16, set, seed: 1 });
+    expect(r.layers).toBe(p.layers);
+    expect(r.batchNorms[0]!.gamma).toEqual(p.batchNorms[0]!.gamma);
+    // The two batches cover the 32 images once: BN 0's mean is the mean of conv1's output over all of them.
+    const t = toTensors(vgg, p);
+    const x = tf.tensor4d(set.images, [32, 28, 28, 1]);
+    const taps: tf.Tensor[] = [];
+    const y = forward(vgg, t, x, { taps });
+    const mean = tf.mean(taps[0]!, [0, 1, 2]).dataSync();
+    expect(maxAbsDiff(r.batchNorms[0]!.movingMean, mean)).toBeLessThan(1e-4);
+    expect(maxAbsDiff(r.batchNorms[0]!.movingMean, p.batchNorms[0]!.movingMean)).toBeGreaterThan(1e-3);
+    tf.dispose([x, y, ...taps]);
+    disposeModelTensors(t);
+    expect(recalibrateBatchNorm(lenet, initParams(lenet, new Rng(1)), { batches: 2, batchSize: 16, set, seed: 1 }).batchNorms).toEqual([]);
   });
 });

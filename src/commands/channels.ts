@@ -76,7 +76,6 @@ export async function run(argv: string[]): Promise<number> {
   const { values: v, positionals } = parseFlags(argv, FLAGS, 'channels');
   if (positionals.length) throw new UsageError(`channels: unexpected argument '${positionals[0]}'`);
   const backend = parseBackendName(v.backend);
-  const overrides: Partial<ChannelsConfig> = {};
   const int = (flag: string, raw: string | undefined, min: number) => (raw === undefined ? undefined : parseNumber(flag, raw, { min, integer: true }));
   const searchBudget = int('--search-budget', v['search-budget'], 2);
   const popSize = int('--pop-size', v['pop-size'], 1);
@@ -89,10 +88,8 @@ export async function run(argv: string[]): Promise<number> {
   const maxAccDrop = v['max-acc-drop'] === undefined ? undefined : parseNumber('--max-acc-drop', v['max-acc-drop'], { min: 0, max: 1 });
   const objective = v.objective === undefined ? undefined : checkObjective(v.objective);
   const log = v.json ? undefined : (line: string) => process.stderr.write(line + '\n');
-  const mkOverrides = (quick: boolean, model: string): Partial<ChannelsConfig> => {
-    void quick;
-    void model;
-    const o: Partial<ChannelsConfig> = { ...overrides };
+  const mkOverrides = (): Partial<ChannelsConfig> => {
+    const o: Partial<ChannelsConfig> = {};
     if (searchBudget !== undefined || popSize !== undefined) o.search = { ...(searchBudget !== undefined ? { budget: searchBudget } : {}), ...(popSize !== undefined ? { popSize } : {}) } as ChannelsConfig['search'];
     if (finetuneSteps !== undefined) o.finetune = { steps: finetuneSteps } as ChannelsConfig['finetune'];
     if (baselineSteps !== undefined) o.baseline = { steps: baselineSteps } as ChannelsConfig['baseline'];
@@ -120,7 +117,7 @@ export async function run(argv: string[]): Promise<number> {
       budgets: budgets ?? COMPARE_BUDGETS,
       workers,
       out: v.out,
-      overrides: (model) => mkOverrides(v.quick, model),
+      overrides: () => mkOverrides(),
       log,
     });
     process.stdout.write(v.json ? JSON.stringify(r) + '\n' : formatComparison(r) + '\n');
@@ -142,7 +139,7 @@ export async function run(argv: string[]): Promise<number> {
     backend,
     workers,
     out: v.out,
-    overrides: mkOverrides(v.quick, v.model),
+    overrides: mkOverrides(),
     log,
   });
   if (v.json) process.stdout.write(JSON.stringify(report) + '\n');
