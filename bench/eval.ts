@@ -382,7 +382,7 @@ async function crossoverLayers(a: Args, emit: (r: LayerCrossoverRow) => void): P
             step.run(x64, xNz, c, y64, yNz);
           }
         };
-        // Dense: the tfjs fused op on batches of 1000, output read back.
+        // Dense: the tfjs fused op on batches of 1000 (input uploaded, output left on the backend).
         const wm = new Float32Array(layer.weight.length);
         for (let i = 0; i < wm.length; i++) wm[i] = m.weight[i] ? layer.weight[i]! : 0;
         const bm = new Float32Array(layer.bias.length);
@@ -397,8 +397,10 @@ async function crossoverLayers(a: Args, emit: (r: LayerCrossoverRow) => void): P
               if (op.type === 'dense') return tf.fused.matMul({ a: tf.tensor2d(xs, [b, inSize]), b: wt as import('@tensorflow/tfjs').Tensor2D, bias: bt, activation: op.activation });
               return tf.fused.conv2d({ x: tf.tensor4d(xs, [b, ...inShape]), filter: wt as import('@tensorflow/tfjs').Tensor4D, strides: op.stride, pad: op.padding, bias: bt, activation: op.activation });
             });
-            y.dataSync();
-            y.dispose();
+            // Force completion without reading the whole output back (inside a network it stays on the backend).
+            const one = tf.tidy(() => tf.slice(y.reshape([-1]), [0], [1]));
+            one.dataSync();
+            tf.dispose([one, y]);
           }
         };
         const time = (f: () => void) => {

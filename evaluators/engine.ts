@@ -20,29 +20,33 @@ import { compileSparseConv, compileSparseDense, compileMaxPool, compileBatchNorm
 import type { EvaluationContext, PathMode } from './types.js';
 
 /**
- * Per-layer path rule under 'auto': a layer runs sparse when its weight density (kept mask entries / weights) is at
- * most SPARSE_CROSSOVER[kind].base × inputDensity^−exponent, where inputDensity is the fraction of non-zero values
- * the layer reads: measured on the evaluation images for a layer that reads the network input, taken as 1 for hidden
- * layers. The sparse kernels skip zero inputs (conv layers on sparse inputs use the scatter kernel), so a sparse
- * input moves the crossover up.
+ * Per-layer path rule under 'auto':
+ *  - a layer runs sparse when its weight density (kept mask entries / weights) is at most
+ *    SPARSE_CROSSOVER[kind].base × inputDensity^−exponent, where inputDensity is the fraction of non-zero values it
+ *    reads: measured on the evaluation images for a layer that reads the network input, 1 for hidden layers (the
+ *    sparse kernels skip zero inputs, so a sparse input moves the crossover up);
+ *  - a small hidden layer (≤ SMALL_LAYER_MACS multiply-adds per image) stays on the path of the layer before it:
+ *    it costs a few ms either way, and switching paths costs a transfer.
  *
  * Measured with `npm run bench -- eval --crossover-layers`: each layer alone on its real input activations, random
  * masks, JS kernel vs the tfjs fused op, 6,000 validation images, wasm, CPU ms of one thread, sparse / dense. The
- * machine had 2 shared cores at load 7-13, so absolute figures are inflated; the dense conv2 time also varied
- * 850-2200 ms between runs.
- *   LeNet-300-100 ip1 (input density 0.19): 10%: 101 / 125,  20%: 161 / 115             → crossover ≈ 14%
- *   LeNet-5 ip1       (input density 1.00):  1%: 149 / 230,   2%: 233 / 212             → crossover ≈ 1.8%
- *   LeNet-5 conv1     (input density 0.19): 10%: 356 / 532,  20%: 572 / 537             → crossover ≈ 19%
- *   LeNet-5 conv2     (input density 1.00):  1%: 445 / 860,   2%: 1239 / 847            → crossover ≈ 1.5%
- * Fully-connected: 0.02 / inputDensity fits both (0.105 and 0.02). Conv: 0.015 × inputDensity^−1.5 fits both (0.18
- * and 0.015); the scatter kernel gains more than linearly from a sparse input. Small layers (LeNet-300-100 ip2/ip3,
- * LeNet-5 ip2: ≤ 30k weights) cost a few ms either way: alone the dense op wins even at 0.5% (per-image overhead),
- * inside a sparse chain they are cheap.
+ * machine had 2 shared cores at load 5-13, so absolute figures are inflated and vary by ±20% between runs.
+ *   LeNet-300-100 ip1 (input density 0.19): 10%: 101 / 125,  20%: 161 / 115   → crossover ≈ 14%
+ *   LeNet-5 ip1       (input density 1.00):  1%: 149 / 230,   2%: 233 / 212   → crossover ≈ 1.8%
+ *   LeNet-5 conv2     (input density 1.00):  1%: 490 / 977,   2%: 1311 / 916  → crossover ≈ 1.5%
+ *   LeNet-5 conv1     (input density 0.19): 10%: 357 / 588,  20%: 633 / 614   → crossover ≈ 19% alone, but inside the
+ *     network (other layers sparse, maxpool and transfers included) 10%: 1160 / 1294 and 14%: 1399 / 1239 ms per
+ *     candidate → ≈ 12%.
+ * Fully-connected: 0.02 / inputDensity (0.105 at 0.19; in the network LeNet-300-100 ip1 at 5%: 93 / 150, 10%:
+ * 130 / 149). Conv: 0.015 × inputDensity^−1.2 (0.11 at 0.19, 0.015 at 1).
  */
 export const SPARSE_CROSSOVER: Readonly<Record<PrunableOp['type'], { base: number; exponent: number }>> = {
   dense: { base: 0.02, exponent: 1 },
-  conv2d: { base: 0.015, exponent: 1.5 },
+  conv2d: { base: 0.015, exponent: 1.2 },
 };
+
+/** Hidden layers at or below this many dense multiply-adds per image follow the previous layer's path. */
+export const SMALL_LAYER_MACS = 50_000;
 
 /** Weight density at or below which a layer of this kind, reading inputs of this density, runs sparse under 'auto'. */
 export function crossoverDensity(kind: PrunableOp['type'], inputDensity = 1): number {
@@ -136,9 +140,15 @@ export function choosePaths(
   const stats = layerStats(arch);
   const firstOp = arch.ops.findIndex((o) => o.type === 'conv2d' || o.type === 'dense');
   const readsInput = arch.ops.slice(0, firstOp).every((o) => o.type === 'flatten');
-  return stats.map((s, k) => {
+  const out: LayerPath[] = [];
+  stats.forEach((s, k) => {
+    out.push(pick(s, k));
+  });
+  return out;
+  function pick(s: (typeof stats)[number], k: number): LayerPath {
     if (typeof mode !== 'string') return mode[k]!;
     if (mode !== 'auto') return mode;
+    if (k > 0 && s.macs <= SMALL_LAYER_MACS) return out[k - 1]!;
     let n = nonZeroWeights?.[k];
     if (n === undefined) {
       const m = masks[k]!.weight;
@@ -146,7 +156,7 @@ export function choosePaths(
       for (let i = 0; i < m.length; i++) n += m[i]!;
     }
     return n / s.weights <= crossoverDensity(s.kind, k === 0 && readsInput ? inputDensity : 1) ? 'sparse' : 'dense';
-  });
+  }
 }
 
 /**

@@ -404,6 +404,27 @@ export function compileMaxPool(op: MaxPoolOp, inShape: Shape3, live?: Live): JsS
 /** Max pooling over the live channels only (the others are never read downstream). */
 function maxPoolKernel(x: Float64Array, y: Float64Array, W: number, C: number, Ho: number, Wo: number, k: number, s: number, liveC: Int32Array): void {
   const nLive = liveC.length;
+  if (k === 2 && s === 2 && 2 * nLive >= C) {
+    // The common 2x2/2 window over all channels, channel-innermost (contiguous reads).
+    const row = W * C;
+    for (let oy = 0; oy < Ho; oy++) {
+      for (let ox = 0; ox < Wo; ox++) {
+        const ob = (oy * Wo + ox) * C;
+        const ib = (2 * oy * W + 2 * ox) * C;
+        for (let c = 0; c < C; c++) {
+          const i = ib + c;
+          const a = x[i]!;
+          const b = x[i + C]!;
+          const d = x[i + row]!;
+          const e = x[i + row + C]!;
+          const m1 = a > b ? a : b;
+          const m2 = d > e ? d : e;
+          y[ob + c] = m1 > m2 ? m1 : m2;
+        }
+      }
+    }
+    return;
+  }
   for (let oy = 0; oy < Ho; oy++) {
     for (let ox = 0; ox < Wo; ox++) {
       const ob = (oy * Wo + ox) * C;

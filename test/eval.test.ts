@@ -12,6 +12,7 @@ import { loadDataset, subset, type ImageSet } from '../src/data/datasets.js';
 import { Rng } from '../src/rng.js';
 import { magnitudeStats } from '../models/masks.js';
 import type { LayerMasks } from '../models/params.js';
+import { lenet5, layerStats, type Architecture } from '../models/architectures.js';
 import { initBackend } from '../evaluators/backend.js';
 import { loadReleasedModel, type ReleasedModel } from '../evaluators/released.js';
 import {
@@ -25,6 +26,7 @@ import {
   hashMasks,
   registerMaskBuilder,
   crossoverDensity,
+  SPARSE_CROSSOVER,
   type Candidate,
   type Evaluation,
   type EvaluationContext,
@@ -155,27 +157,30 @@ describe('sparse and dense paths', () => {
     }
   });
 
-  it('auto picks the sparse path below the crossover density and dense above it', () => {
+  it('auto picks the sparse path below the crossover density and dense above it; small layers follow', () => {
+    const withDensity = (arch: Architecture, densities: number[]) =>
+      layerStats(arch).map((st, k) => {
+        const w = new Uint8Array(st.weights);
+        for (let i = 0; i < Math.round(densities[k]! * w.length); i++) w[i] = 1;
+        return { weight: w, bias: new Uint8Array(st.biases) };
+      });
+    const l5 = lenet5();
+    const m5 = withDensity(l5, [0.5 * crossoverDensity('conv2d'), 2 * crossoverDensity('conv2d'), 0.5 * crossoverDensity('dense'), 1]);
+    // ip2 (5,000 MACs) follows ip1 whatever its density.
+    expect(choosePaths(l5, m5, 'auto')).toEqual(['sparse', 'dense', 'sparse', 'sparse']);
+    const m5b = withDensity(l5, [1, 0.001, 2 * crossoverDensity('dense'), 0.001]);
+    expect(choosePaths(l5, m5b, 'auto')).toEqual(['dense', 'sparse', 'dense', 'dense']);
+    expect(choosePaths(l5, m5, 'sparse')).toEqual(['sparse', 'sparse', 'sparse', 'sparse']);
+    expect(choosePaths(l5, m5, ['dense', 'sparse', 'dense', 'sparse'])).toEqual(['dense', 'sparse', 'dense', 'sparse']);
+    // A sparse input (MNIST: ~19% non-zero pixels) raises the crossover of the layer that reads it.
     const arch = ref300.arch;
-    const masks = ref300.masks.map((m, k) => {
-      const density = [0.5 * crossoverDensity('dense'), 2 * crossoverDensity('dense'), 1][k]!;
-      const w = new Uint8Array(m.weight.length);
-      for (let i = 0; i < Math.round(density * w.length); i++) w[i] = 1;
-      return { weight: w, bias: m.bias };
-    });
-    expect(choosePaths(arch, masks, 'auto')).toEqual(['sparse', 'dense', 'dense']);
-    expect(choosePaths(arch, masks, 'sparse')).toEqual(['sparse', 'sparse', 'sparse']);
-    // A sparse input (MNIST: ~19% non-zero pixels) raises the first layer's crossover, and only the first layer's.
-    const five = masks.map((m, k) => {
-      const w = new Uint8Array(m.weight.length);
-      for (let i = 0; i < Math.round(2.5 * crossoverDensity('dense') * w.length); i++) w[i] = 1;
-      return k < 2 ? { weight: w, bias: m.bias } : m;
-    });
+    const five = withDensity(arch, [2.5 * crossoverDensity('dense'), 1, 1]);
     expect(choosePaths(arch, five, 'auto', undefined, 1)).toEqual(['dense', 'dense', 'dense']);
-    expect(choosePaths(arch, five, 'auto', undefined, 0.2)).toEqual(['sparse', 'dense', 'dense']);
-    expect(pathsFor(ctx300, five, 'auto')).toEqual(['sparse', 'dense', 'dense']);
+    expect(choosePaths(arch, five, 'auto', undefined, 0.2)).toEqual(['sparse', 'sparse', 'sparse']);
+    expect(pathsFor(ctx300, five, 'auto')).toEqual(['sparse', 'sparse', 'sparse']);
+    expect(pathsFor(ctx300, five, 'dense')).toEqual(['dense', 'dense', 'dense']);
     expect(crossoverDensity('dense', 0.2)).toBeCloseTo(5 * crossoverDensity('dense'), 12);
-    expect(crossoverDensity('conv2d', 0.25)).toBeCloseTo(8 * crossoverDensity('conv2d'), 12);
+    expect(crossoverDensity('conv2d', 0.25)).toBeCloseTo(Math.pow(4, SPARSE_CROSSOVER.conv2d.exponent) * crossoverDensity('conv2d'), 12);
   });
 
   it('an all-pruned layer gives constant logits: every image gets the class of the largest ip3 bias', () => {
@@ -408,7 +413,7 @@ describe('cache', () => {
 });
 
 describe('resources', () => {
-  it('leaks no tensors over 100 in-process evaluations (dense and mixed paths)', async () => {
+  it('leaks no tensors over 140 evaluations (dense, auto and mixed paths)', async () => {
     const small = { ...ctx300, data: subset(data.validation, Array.from({ length: 200 }, (_, i) => i)) };
     for (const path of ['dense', 'auto'] as const) {
       const ev = await createInProcessEvaluator({ cache: false, path, batchSize: 64 });
@@ -420,6 +425,15 @@ describe('resources', () => {
       expect(tf.memory().numTensors).toBe(before);
       await ev.close();
     }
+    // Mixed segments (tensor ↔ array transfers), with and without early exits.
+    const before = tf.memory().numTensors;
+    const rng = new Rng('leak-mixed');
+    for (let i = 0; i < 40; i++) {
+      const masks = buildMasks(small, crates(rng.uniform() * 3, rng.uniform() * 3, null));
+      const path = i % 2 ? (['sparse', 'dense', 'sparse'] as const) : (['dense', 'sparse', 'dense'] as const);
+      evaluateMasks(small, masks, { path, batchSize: 64, ...(i % 3 === 0 ? { minCorrect: 199 } : {}) });
+    }
+    expect(tf.memory().numTensors).toBe(before);
   });
 
   it('a process that closes its pool exits by itself', () => {
