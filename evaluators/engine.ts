@@ -16,7 +16,22 @@ import type { LayerMasks } from '../models/params.js';
 import { sizeReport } from '../models/params.js';
 import { forward, countCorrect, type ModelTensors } from '../models/forward.js';
 import { weightShape } from '../models/architectures.js';
-import { compileSparseConv, compileSparseDense, compileMaxPool, compileBatchNorm, compactNonZero, argmax64, type JsStep, type Live, type Shape3 } from './sparse.js';
+import {
+  compileSparseConv,
+  compileSparseDense,
+  compileMaxPool,
+  compileBatchNorm,
+  compactNonZero,
+  argmax64,
+  initRows,
+  finishRows,
+  denseColumns,
+  denseColumnsCsc,
+  type DenseCsr,
+  type JsStep,
+  type Live,
+  type Shape3,
+} from './sparse.js';
 import type { EvaluationContext, PathMode } from './types.js';
 
 /**
@@ -63,6 +78,11 @@ export interface EngineOptions {
   predictions?: Int32Array;
   /** When given, receives top-1 minus top-2 logit of each evaluated image. */
   margins?: Float64Array;
+  /**
+   * JS segments made only of fully-connected steps run a batch at a time on the column kernels (default true);
+   * false runs them one image at a time like the other JS segments (same results bit for bit; tests, benchmarks).
+   */
+  columns?: boolean;
 }
 
 export type LayerPath = 'sparse' | 'dense';
@@ -77,6 +97,8 @@ export interface RawEvaluation {
   earlyExit: boolean;
   /** Path of each prunable layer. */
   paths: LayerPath[];
+  /** JS segments that ran on the batched column kernels. */
+  columnSegments: number;
 }
 
 interface OpInfo {
@@ -293,6 +315,56 @@ function imageCsr(images: Float32Array, count: number, per: number): ImageCsr {
   return c;
 }
 
+/**
+ * The evaluation images pixel-major per batch of B (CSC): for batch k (images kB .. kB+B) and pixel i, the images
+ * of the batch where pixel i is non-zero are img[p] (index within the batch, increasing) with value val[p], p in
+ * ptr[k(per+1)+i] .. ptr[k(per+1)+i+1]. Built once per images array and batch size, from the image CSR.
+ */
+interface ImageCsc {
+  batch: number;
+  count: number;
+  ptr: Int32Array;
+  img: Int32Array;
+  val: Float64Array;
+}
+const cscMemo = new WeakMap<Float32Array, ImageCsc>();
+function imageCsc(images: Float32Array, count: number, per: number, B: number): ImageCsc {
+  let c = cscMemo.get(images);
+  if (!c || c.batch !== B || c.count !== count) {
+    const r = imageCsr(images, count, per);
+    const nb = Math.ceil(count / B);
+    const ptr = new Int32Array(nb * (per + 1));
+    const img = new Int32Array(r.idx.length);
+    const val = new Float64Array(r.idx.length);
+    const fill = new Int32Array(per);
+    let p = 0;
+    for (let k = 0; k < nb; k++) {
+      const j0 = k * B;
+      const j1 = Math.min(count, j0 + B);
+      const base = k * (per + 1);
+      fill.fill(0);
+      for (let q = r.ptr[j0]!; q < r.ptr[j1]!; q++) fill[r.idx[q]!]!++;
+      for (let i = 0; i < per; i++) {
+        ptr[base + i] = p;
+        const n = fill[i]!;
+        fill[i] = p;
+        p += n;
+      }
+      ptr[base + per] = p;
+      for (let j = j0; j < j1; j++) {
+        for (let q = r.ptr[j]!; q < r.ptr[j + 1]!; q++) {
+          const at = fill[r.idx[q]!]!++;
+          img[at] = j - j0;
+          val[at] = r.val[q]!;
+        }
+      }
+    }
+    c = { batch: B, count, ptr, img, val };
+    cscMemo.set(images, c);
+  }
+  return c;
+}
+
 /** Mean fraction of non-zero pixels of an image set (memoised per images array): picks the first conv kernel. */
 const densityMemo = new WeakMap<Float32Array, number>();
 function imageDensity(images: Float32Array): number {
@@ -328,6 +400,79 @@ interface JsSegment {
   bufs: Float64Array[];
   /** Non-zero index lists, one per buffer. */
   nz: Int32Array[];
+  /** Set when every step is fully-connected: the segment runs a batch at a time on the column kernels. */
+  columns: ColumnPlan | null;
+}
+
+/** A JS segment of fully-connected steps, run on unit-major batches (sparse.ts, "column" kernels). */
+interface ColumnPlan {
+  layers: DenseCsr[];
+  /** Per layer, the output rows computed: those the next layer reads (non-empty CSR rows), all for the last. */
+  rows: Int32Array[];
+  /** Input rows the first layer reads (filled when the input comes as float32 activations). */
+  inRows: Int32Array;
+  /** Per buffer (input, then each layer's output): 1 = the row has a non-zero value in this batch. */
+  rowNz: Uint8Array[];
+}
+
+function nonEmptyRows(c: DenseCsr): Int32Array {
+  const out: number[] = [];
+  for (let i = 0; i < c.nIn; i++) if (c.rs[i + 1]! > c.rs[i]!) out.push(i);
+  return Int32Array.from(out);
+}
+
+function columnPlan(steps: JsStep[]): ColumnPlan | null {
+  if (steps.length === 0 || !steps.every((s) => s.csr)) return null;
+  const layers = steps.map((s) => s.csr!);
+  const rows = layers.map((c, k) => (k + 1 < layers.length ? nonEmptyRows(layers[k + 1]!) : Int32Array.from({ length: c.nOut }, (_, o) => o)));
+  return { layers, rows, inRows: nonEmptyRows(layers[0]!), rowNz: [new Uint8Array(layers[0]!.nIn), ...layers.map((c) => new Uint8Array(c.nOut))] };
+}
+
+/** Unit-major scratch buffers, reused across calls (the engine is synchronous; each worker has its own). */
+const colScratch: Float64Array[] = [];
+function scratch(slot: number, n: number): Float64Array {
+  let a = colScratch[slot];
+  if (!a || a.length < n) {
+    a = new Float64Array(n);
+    colScratch[slot] = a;
+  }
+  return a;
+}
+
+/**
+ * Runs a column segment on one batch of b images → the last layer's unit-major output (stride b). The input is
+ * batch `batch` of the image CSC, or float32 activations (b × nIn, image-major).
+ */
+function runColumns(plan: ColumnPlan, b: number, csc: ImageCsc | null, batch: number, input: Float32Array | null): Float64Array {
+  const { layers, rows, rowNz } = plan;
+  let x: Float64Array | null = null;
+  if (!csc) {
+    const nIn = layers[0]!.nIn;
+    x = scratch(0, nIn * b);
+    const nz = rowNz[0]!;
+    const inRows = plan.inRows;
+    for (let k = 0; k < inRows.length; k++) {
+      const i = inRows[k]!;
+      const xb = i * b;
+      let any = 0;
+      for (let j = 0, q = i; j < b; j++, q += nIn) {
+        const v = input![q]!;
+        x[xb + j] = v;
+        any |= v !== 0 ? 1 : 0;
+      }
+      nz[i] = any;
+    }
+  }
+  for (let k = 0; k < layers.length; k++) {
+    const c = layers[k]!;
+    const y = scratch(k + 1, c.nOut * b);
+    initRows(y, b, c.bias, rows[k]!);
+    if (k === 0 && csc) denseColumnsCsc(c, csc.ptr, batch * (c.nIn + 1), csc.img, csc.val, y, b);
+    else denseColumns(c, x!, rowNz[k]!, y, b);
+    finishRows(y, b, rows[k]!, c.relu, rowNz[k + 1]!);
+    x = y;
+  }
+  return x!;
 }
 type Segment = TfSegment | JsSegment;
 
@@ -337,7 +482,7 @@ function maskedTensor(values: Float32Array, mask: Uint8Array, shape: number[]): 
   return tf.tensor(out, shape, 'float32');
 }
 
-function buildSegments(ctx: EvaluationContext, masks: readonly LayerMasks[], paths: LayerPath[]): Segment[] {
+function buildSegments(ctx: EvaluationContext, masks: readonly LayerMasks[], paths: LayerPath[], useColumns: boolean): Segment[] {
   const infos = walk(ctx.arch);
   // Placement per op: prunable ops by their path; others follow the op before (leading ones the first prunable).
   const place: LayerPath[] = [];
@@ -390,7 +535,8 @@ function buildSegments(ctx: EvaluationContext, masks: readonly LayerMasks[], pat
       const inSize = h * w * c;
       const bufs = [new Float64Array(inSize), ...steps.map((s) => new Float64Array(s.outSize))];
       const nz = bufs.map((b) => new Int32Array(b.length));
-      segments.push({ kind: 'js', steps, inSize, outSize: steps.length ? steps[steps.length - 1]!.outSize : inSize, bufs, nz });
+      const columns = useColumns ? columnPlan(steps) : null;
+      segments.push({ kind: 'js', steps, inSize, outSize: steps.length ? steps[steps.length - 1]!.outSize : inSize, bufs, nz, columns });
     }
     i = j;
   }
@@ -439,12 +585,13 @@ function runJsImage(seg: JsSegment, input: Float32Array | null, img: number, csr
   return bufs[steps.length]!;
 }
 
-function record(opts: EngineOptions, img: number, logits: ArrayLike<number>, off: number, nc: number): void {
+/** Prediction and margin of image `img` from its logits at off, off + stride, ... (nc classes). */
+function record(opts: EngineOptions, img: number, logits: ArrayLike<number>, off: number, nc: number, stride = 1): void {
   let best = 0;
   let bv = logits[off]!;
   let second = -Infinity;
   for (let c = 1; c < nc; c++) {
-    const v = logits[off + c]!;
+    const v = logits[off + c * stride]!;
     if (v > bv) {
       second = bv;
       bv = v;
@@ -467,8 +614,10 @@ export function evaluateMasks(ctx: EvaluationContext, masks: readonly LayerMasks
   const per = data.shape[0] * data.shape[1] * data.shape[2];
   const nc = ctx.arch.numClasses;
   const B = Math.max(1, Math.floor(opts.batchSize));
-  const segments = buildSegments(ctx, masks, paths);
-  const csr = segments[0]!.kind === 'js' ? imageCsr(data.images, count, per) : null;
+  const segments = buildSegments(ctx, masks, paths, opts.columns ?? true);
+  const seg0 = segments[0]!;
+  const csr = seg0.kind === 'js' && !seg0.columns ? imageCsr(data.images, count, per) : null;
+  const csc = seg0.kind === 'js' && seg0.columns ? imageCsc(data.images, count, per, B) : null;
   let correct = 0;
   let evaluated = 0;
   let earlyExit = false;
@@ -494,7 +643,30 @@ export function evaluateMasks(ctx: EvaluationContext, masks: readonly LayerMasks
             tensor = null;
           } else input = arr!;
           const sparseIn = si === 0 ? csr : null;
-          if (last) {
+          if (seg.columns) {
+            const y = runColumns(seg.columns, b, si === 0 ? csc : null, start / B, si === 0 && csc ? null : input);
+            if (last) {
+              for (let i = 0; i < b; i++) {
+                // argmax64 over the image's column: first maximum wins.
+                let best = 0;
+                let bv = y[i]!;
+                for (let c = 1; c < nc; c++) {
+                  const v = y[c * b + i]!;
+                  if (v > bv) {
+                    bv = v;
+                    best = c;
+                  }
+                }
+                if (best === data.labels[start + i]) correct++;
+                if (opts.predictions || opts.margins) record(opts, start + i, y, i, nc, b);
+              }
+            } else {
+              const n = seg.outSize;
+              const out = new Float32Array(b * n);
+              for (let u = 0; u < n; u++) for (let i = 0, ub = u * b; i < b; i++) out[i * n + u] = y[ub + i]!;
+              arr = out;
+            }
+          } else if (last) {
             for (let i = 0; i < b; i++) {
               const logits = runJsImage(seg, input, sparseIn ? start + i : i, sparseIn);
               const pred = argmax64(logits, nc);
@@ -523,5 +695,6 @@ export function evaluateMasks(ctx: EvaluationContext, masks: readonly LayerMasks
   } finally {
     disposeSegments(segments);
   }
-  return { correct, evaluated, count, nonZero: size.nonZero, params: size.params, macs: size.macs, earlyExit, paths };
+  const columnSegments = segments.filter((s) => s.kind === 'js' && s.columns).length;
+  return { correct, evaluated, count, nonZero: size.nonZero, params: size.params, macs: size.macs, earlyExit, paths, columnSegments };
 }

@@ -142,12 +142,22 @@ describe('sparse and dense paths', () => {
       const ctx: EvaluationContext = { arch: m.arch, params, masks, stats: [], data: imgs };
       const nl = masks.length;
       const paths = ['sparse', 'dense', Array.from({ length: nl }, (_, k) => (k % 2 ? 'dense' : 'sparse') as const), Array.from({ length: nl }, (_, k) => (k % 2 ? 'sparse' : 'dense') as const)] as const;
-      const out = paths.map((path) => {
+      const run = (path: (typeof paths)[number], columns: boolean) => {
         const p = new Int32Array(imgs.count);
         const mg = new Float64Array(imgs.count);
-        const r = evaluateMasks(ctx, masks, { path, batchSize: 128, predictions: p, margins: mg });
-        return { p, mg, correct: r.correct };
-      });
+        const r = evaluateMasks(ctx, masks, { path, batchSize: 128, predictions: p, margins: mg, columns });
+        return { p, mg, correct: r.correct, columnSegments: r.columnSegments };
+      };
+      const out = paths.map((path) => run(path, true));
+      // The fully-connected JS segments (LeNet-300-100 sparse, the mixed patterns' ip layers) ran batched, and
+      // give what the per-image kernels give, bit for bit.
+      for (const k of [0, 2, 3]) {
+        if (model === 'lenet-300-100' || k !== 0) expect(out[k]!.columnSegments).toBeGreaterThan(0);
+        const one = run(paths[k]!, false);
+        expect(one.columnSegments).toBe(0);
+        expect([...out[k]!.p]).toEqual([...one.p]);
+        expect([...out[k]!.mg]).toEqual([...one.mg]);
+      }
       for (let i = 1; i < out.length; i++) {
         expect([...out[i]!.p]).toEqual([...out[0]!.p]);
         for (let j = 0; j < imgs.count; j++) expect(Math.abs(out[i]!.mg[j]! - out[0]!.mg[j]!)).toBeLessThan(1e-4 * (1 + Math.abs(out[0]!.mg[j]!)));
@@ -194,6 +204,107 @@ describe('sparse and dense paths', () => {
       const best = [...b].indexOf(Math.max(...b));
       expect(preds.every((p) => p === best)).toBe(true);
       expect(r.correct).toBe([...data.validation.labels].filter((l) => l === best).length);
+    }
+  });
+});
+
+describe('batched column kernels (fully-connected JS segments)', () => {
+  /** Seeded random masks: each weight and bias kept with probability `density`. */
+  const randomMasks300 = (density: number, seed: string): LayerMasks[] => {
+    const rng = new Rng(seed);
+    return ref300.masks.map((m) => ({ weight: m.weight.map(() => (rng.uniform() < density ? 1 : 0)), bias: m.bias.map(() => (rng.uniform() < density ? 1 : 0)) }));
+  };
+  const cases = (): [string, EvaluationContext, LayerMasks[]][] => {
+    const comp = loadReleasedModel(fixtures, 'lenet300100-compressed');
+    const withMasks = (masks: LayerMasks[]): EvaluationContext => ({ ...ctx300, masks });
+    return [
+      ['100%', withMasks(ref300.masks.map((m) => ({ weight: m.weight.map(() => 1), bias: m.bias.map(() => 1) }))), []],
+      ['10%', withMasks(randomMasks300(0.1, 'cols-10')), []],
+      ['1%', withMasks(randomMasks300(0.01, 'cols-1')), []],
+      ['released compressed', { ...ctx300, params: comp.params, masks: comp.masks }, []],
+    ].map(([name, ctx]) => [name as string, ctx as EvaluationContext, (ctx as EvaluationContext).masks]);
+  };
+
+  it('LeNet-300-100 at 100%, 10%, 1% and the released model: identical to the per-image kernels and to the dense path', () => {
+    const n = data.validation.count; // 2000: none of the batch sizes below divides it
+    for (const [name, ctx, masks] of cases()) {
+      const run = (path: 'sparse' | 'dense', batchSize: number, columns: boolean) => {
+        const predictions = new Int32Array(n);
+        const margins = new Float64Array(n);
+        const r = evaluateMasks(ctx, masks, { path, batchSize, predictions, margins, columns });
+        expect(r.evaluated).toBe(n);
+        return { r, predictions, margins };
+      };
+      const one = run('sparse', 1000, false);
+      expect(one.r.columnSegments).toBe(0);
+      const dense = run('dense', 1000, true);
+      for (const batch of [1000, 333, 7, 4096]) {
+        const col = run('sparse', batch, true);
+        expect(col.r.columnSegments, name).toBe(1);
+        expect(col.r.correct, `${name} batch ${batch}`).toBe(one.r.correct);
+        expect([...col.predictions]).toEqual([...one.predictions]);
+        for (let j = 0; j < n; j++) expect(Math.abs(col.margins[j]! - one.margins[j]!)).toBeLessThanOrEqual(1e-12);
+      }
+      // float32 (dense) against float64 (sparse): no near-tie decides differently on these images.
+      expect([...dense.predictions]).toEqual([...one.predictions]);
+      expect(dense.r.correct).toBe(one.r.correct);
+      expect(new Set(one.predictions).size, name).toBeGreaterThan(1);
+    }
+  });
+
+  it('the released compressed model keeps its count on the validation images, batched or not', () => {
+    const comp = loadReleasedModel(fixtures, 'lenet300100-compressed');
+    const ctx: EvaluationContext = { ...ctx300, params: comp.params, masks: comp.masks };
+    const counts = [true, false].map((columns) => evaluateMasks(ctx, comp.masks, { path: 'auto', batchSize: 1000, columns }));
+    expect(counts[0]!.paths).toEqual(['sparse', 'sparse', 'sparse']);
+    expect(counts[0]!.columnSegments).toBe(1);
+    expect(counts[0]!.correct).toBe(counts[1]!.correct);
+    expect(counts[0]!.correct).toBe(evaluateMasks(ctx, comp.masks, { path: 'dense', batchSize: 1000 }).correct);
+  });
+
+  it('early exit after the same batch with the same counts as the per-image kernels', () => {
+    const masks = randomMasks300(0.01, 'cols-exit');
+    const full = evaluateMasks(ctx300, masks, { path: 'sparse', batchSize: 300 });
+    expect(full.earlyExit).toBe(false);
+    for (const minCorrect of [full.correct, full.correct + 1, full.correct + 500, data.validation.count]) {
+      const a = evaluateMasks(ctx300, masks, { path: 'sparse', batchSize: 300, minCorrect, columns: true });
+      const b = evaluateMasks(ctx300, masks, { path: 'sparse', batchSize: 300, minCorrect, columns: false });
+      expect(a.columnSegments).toBe(1);
+      expect([a.correct, a.evaluated, a.earlyExit]).toEqual([b.correct, b.evaluated, b.earlyExit]);
+      expect(a.earlyExit).toBe(minCorrect > full.correct && a.evaluated < data.validation.count);
+    }
+    expect(evaluateMasks(ctx300, masks, { path: 'sparse', batchSize: 300, minCorrect: full.correct + 500 }).earlyExit).toBe(true);
+  });
+
+  it('all-pruned layers and dead units: the per-image results, bit for bit', () => {
+    const base = randomMasks300(0.05, 'cols-dead');
+    const none = (m: LayerMasks): LayerMasks => ({ weight: new Uint8Array(m.weight.length), bias: new Uint8Array(m.bias.length) });
+    const variants: LayerMasks[][] = [
+      [none(base[0]!), base[1]!, base[2]!], // ip1 pruned: ip2 sees only its biases
+      [base[0]!, none(base[1]!), base[2]!], // ip2 pruned: ip3's bias decides
+      [base[0]!, base[1]!, { weight: base[2]!.weight, bias: new Uint8Array(10) }], // ip3 without bias
+      // ip1 with biases only on even units and ip2 reading only odd ones (dead rows on both sides).
+      [
+        { weight: base[0]!.weight, bias: base[0]!.bias.map((_, o) => (o % 2 === 0 ? 1 : 0)) },
+        { weight: base[1]!.weight.map((v, i) => (Math.floor(i / 100) % 2 === 1 ? v : 0)), bias: base[1]!.bias },
+        base[2]!,
+      ],
+    ];
+    const n = data.validation.count;
+    for (const masks of variants) {
+      const out = [true, false].map((columns) => {
+        const predictions = new Int32Array(n);
+        const margins = new Float64Array(n);
+        const r = evaluateMasks(ctx300, masks, { path: 'sparse', batchSize: 999, predictions, margins, columns });
+        return { r, predictions, margins };
+      });
+      expect(out[0]!.r.columnSegments).toBe(1);
+      expect(out[0]!.r.correct).toBe(out[1]!.r.correct);
+      expect([...out[0]!.predictions]).toEqual([...out[1]!.predictions]);
+      expect([...out[0]!.margins]).toEqual([...out[1]!.margins]);
+      const dense = new Int32Array(n);
+      evaluateMasks(ctx300, masks, { path: 'dense', batchSize: 1000, predictions: dense });
+      expect([...dense]).toEqual([...out[0]!.predictions]);
     }
   });
 });
