@@ -4,7 +4,8 @@
  *
  * Each prunable layer runs on one of two paths:
  *  - dense: tfjs fused conv2d / matMul on masked weights uploaded as tensors (models/forward.ts), whole batches;
- *  - sparse: compiled CSR kernels in plain JS (sparse.ts), one image at a time in float64.
+ *  - sparse: compiled CSR kernels in plain JS (sparse.ts), float64; one image at a time, except segments made only of
+ *    fully-connected steps, which run a batch at a time on the unit-major column kernels (same results, bit for bit).
  * Consecutive ops on the same path form a segment; activations cross between segments as float32 batches, so a
  * fully sparse or fully dense network never leaves its path. Non-prunable ops (flatten, maxpool, batchnorm) run
  * on the path of the op before them.
@@ -54,6 +55,9 @@ import type { EvaluationContext, PathMode } from './types.js';
  *     candidate → ≈ 12%.
  * Fully-connected: 0.02 / inputDensity (0.105 at 0.19; in the network LeNet-300-100 ip1 at 5%: 93 / 150, 10%:
  * 130 / 149). Conv: 0.015 × inputDensity^−1.2 (0.11 at 0.19, 0.015 at 1).
+ * Re-measured in the network with the batched column kernels (LeNet-300-100, every layer at the density): 10%:
+ * 111 / 127, 20%: 229 / 128 → ≈ 11%, so the fully-connected entry stands (with ip2/ip3 at OLMP's final densities
+ * ip1 alone would cross at ≈ 27%; see evaluators/README.md).
  */
 export const SPARSE_CROSSOVER: Readonly<Record<PrunableOp['type'], { base: number; exponent: number }>> = {
   dense: { base: 0.02, exponent: 1 },
