@@ -22,6 +22,7 @@
  * wall-clock rates on a shared machine depend on what else runs there.
  */
 import { loadavg } from 'node:os';
+import { Worker } from 'node:worker_threads';
 import { existsSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -61,6 +62,8 @@ export interface EvalBenchRow {
   candidates: number;
   seconds: number;
   candidatesPerSecond: number;
+  /** candidatesPerSecond over the same model and density's 1-worker row (null for that row or without one). */
+  speedupVs1Worker: number | null;
   cpuSecondsPerCandidate: number;
   loadAverage: number;
   correct: number;
@@ -189,7 +192,8 @@ function cpuSeconds(since: NodeJS.CpuUsage): number {
 
 async function measure(ev: Evaluator, nLayers: number, workers: number, minSeconds: number): Promise<{ n: number; seconds: number; cpu: number; correct: number }> {
   const cand: Candidate = { kind: 'crates', crates: Array.from({ length: nLayers }, () => null) };
-  const per = Math.max(1, workers) * 2;
+  // One NCS generation (10 candidates) per call, as a search sends them; at least 2 per worker.
+  const per = Math.max(10, Math.max(1, workers) * 2);
   const warm = await ev.evaluate(Array.from({ length: Math.max(1, workers) }, () => cand));
   const t0 = performance.now();
   const c0 = process.cpuUsage();
@@ -208,12 +212,15 @@ async function throughput(a: Args, emit: (r: EvalBenchRow) => void): Promise<voi
       const { ctx, weights } = contextFor(model, density, ds.validation);
       const nonZero = ctx.masks.reduce((s, m) => s + m.weight.reduce((x, y) => x + y, 0) + m.bias.reduce((x, y) => x + y, 0), 0);
       const params = layerStats(ctx.arch).reduce((s, l) => s + l.params, 0);
+      let oneWorker: number | null = null;
       for (const workers of a.workers) {
         const ev = workers === 0 ? await createInProcessEvaluator({ backend: a.backend, cache: false, path: a.path }) : await createPoolEvaluator({ workers, backend: a.backend, cache: false, path: a.path });
         try {
           await ev.setContext(ctx);
           const load0 = loadavg()[0]!;
           const m = await measure(ev, ctx.masks.length, workers, a.minSeconds);
+          const rate = m.n / m.seconds;
+          if (workers === 1) oneWorker = rate;
           emit({
             model,
             density,
@@ -225,7 +232,8 @@ async function throughput(a: Args, emit: (r: EvalBenchRow) => void): Promise<voi
             images: ctx.data.count,
             candidates: m.n,
             seconds: +m.seconds.toFixed(3),
-            candidatesPerSecond: +(m.n / m.seconds).toFixed(3),
+            candidatesPerSecond: +rate.toFixed(3),
+            speedupVs1Worker: workers !== 1 && oneWorker !== null ? +(rate / oneWorker).toFixed(3) : null,
             cpuSecondsPerCandidate: +(m.cpu / m.n).toFixed(4),
             loadAverage: +((load0 + loadavg()[0]!) / 2).toFixed(2),
             correct: m.correct,
@@ -448,6 +456,36 @@ function pad(s: string | number, n: number): string {
   return String(s).padStart(n);
 }
 
+export interface CeilingRow {
+  mode: 'parallel-ceiling';
+  threads: number;
+  /** Throughput of `threads` worker threads running the same fixed scalar JS loop, over one thread's. */
+  speedup: number;
+  loadAverage: number;
+}
+
+/**
+ * What this machine gives N threads of plain compute: a fixed scalar JS loop timed in 1 worker thread, then in N at
+ * once. It bounds what N evaluator workers can reach here (on a VM, N vCPUs need not be N cores' worth).
+ */
+async function parallelCeiling(threads: number): Promise<CeilingRow> {
+  const code = `const { parentPort } = require('node:worker_threads');
+    const t = performance.now(); let s = 0; for (let i = 0; i < 4e8; i++) s += i % 7;
+    parentPort.postMessage([performance.now() - t, s]);`;
+  const once = (): Promise<number> =>
+    new Promise((res, rej) => {
+      const w = new Worker(code, { eval: true });
+      w.once('message', (m: [number, number]) => void w.terminate().then(() => res(m[0])));
+      w.once('error', rej);
+    });
+  const load0 = loadavg()[0]!;
+  await once(); // warm-up
+  const single = await once();
+  const many = await Promise.all(Array.from({ length: threads }, once));
+  const speedup = (threads * single) / Math.max(...many);
+  return { mode: 'parallel-ceiling', threads, speedup: +speedup.toFixed(3), loadAverage: +((load0 + loadavg()[0]!) / 2).toFixed(2) };
+}
+
 export async function run(args: string[]): Promise<void> {
   const a = parseArgs(args);
   if (a.crossoverLayers) {
@@ -473,6 +511,12 @@ export async function run(args: string[]): Promise<void> {
     const b = await initBackend(a.backend);
     console.log(`evaluator throughput, ${a.images} images, workers' ${describeBackend(b)}`);
     console.log('model            density        workers  cand/s   (PyTorch ref)  cpu s/cand  paths                       load');
+  }
+  const most = Math.max(...a.workers);
+  if (most > 1) {
+    const c = await parallelCeiling(most);
+    if (a.json) console.log(JSON.stringify(c));
+    else console.log(`(this machine: ${most} threads of a plain JS loop give ${c.speedup.toFixed(2)}x of one; load ${c.loadAverage})`);
   }
   await throughput(a, (r) => {
     if (a.json) console.log(JSON.stringify(r));
