@@ -7,7 +7,7 @@ import { encodeState, decodeState } from '../src/pipeline/state-file.js';
 import { saveCheckpoint, loadCheckpoint, truncateJsonl } from '../src/pipeline/checkpoint.js';
 import { resolveConfig } from '../src/pipeline/run.js';
 import { Rng } from '../src/rng.js';
-import { writeFileSync } from 'node:fs';
+import { writeFileSync, mkdirSync } from 'node:fs';
 
 const repo = resolve(__dirname, '..');
 const bin = join(repo, 'bin', 'prunus.js');
@@ -51,6 +51,18 @@ describe('checkpoint files', () => {
     expect(loadCheckpoint(dir)).toBeNull();
     for (let i = 1; i <= 3; i++) saveCheckpoint(dir, { i, w: new Float32Array([i]) });
     expect(loadCheckpoint<{ i: number; w: Float32Array }>(dir)!.i).toBe(3);
+    expect(readdirSync(join(dir, 'checkpoints'))).toEqual(['ck-000003']);
+  });
+  it('saves over the folder a run killed before its pointer switch left behind', () => {
+    // The state a SIGKILL leaves between renaming ck-000003 into place and replacing checkpoint.json.
+    const dir = mkdtempSync(join(tmpdir(), 'prunus-ck-'));
+    for (let i = 1; i <= 2; i++) saveCheckpoint(dir, { i });
+    const orphan = join(dir, 'checkpoints', 'ck-000003');
+    mkdirSync(orphan);
+    writeFileSync(join(orphan, 'state.json'), '{"stale":true}');
+    expect(loadCheckpoint<{ i: number }>(dir)!.i).toBe(2);
+    saveCheckpoint(dir, { i: 3 });
+    expect(loadCheckpoint<{ i: number }>(dir)!.i).toBe(3);
     expect(readdirSync(join(dir, 'checkpoints'))).toEqual(['ck-000003']);
   });
   it('truncates an event log to the checkpointed count, dropping a torn last line', () => {
@@ -124,13 +136,16 @@ describe('prunus search (quick, end to end) and resume after kill -9', () => {
     const rng = new Rng('kill-points');
     const seqOf = () => (existsSync(join(dir, 'checkpoint.json')) ? JSON.parse(readFileSync(join(dir, 'checkpoint.json'), 'utf8')).seq : 0);
     let kills = 0;
+    const log: string[] = [];
     // Three kills, each a random moment after the run has made progress (a new checkpoint), so the test does not
     // depend on machine speed; then a last resume runs to the end.
     for (let attempt = 0; attempt < 4; attempt++) {
       const args = attempt === 0 ? ['search', '--model', 'lenet-300-100', '--quick', '--seed', '5', '--out', dir, '--json'] : ['resume', dir, '--json'];
       const child = spawn(process.execPath, [bin, ...args], { env: { ...process.env, ...env2 }, cwd: repo, stdio: ['ignore', 'pipe', 'pipe'] });
       let out = '';
+      let err = '';
       child.stdout.on('data', (d) => (out += d));
+      child.stderr.on('data', (d) => (err += d));
       const exited = new Promise<number | null>((res) => child.on('exit', (c) => res(c)));
       let done = false;
       void exited.then(() => (done = true));
@@ -152,8 +167,11 @@ describe('prunus search (quick, end to end) and resume after kill -9', () => {
         return;
       }
       expect(existsSync(join(dir, 'report.json'))).toBe(false);
+      // A resume that fails by itself (not killed) is a bug: say how it failed.
+      if (code !== null) throw new Error(`attempt ${attempt} (${args.join(' ')}) exited ${code} after ${kills} kills:\n${err.split('\n').filter((l) => !l.startsWith('[')).slice(-15).join('\n')}`);
+      log.push(`attempt ${attempt}: killed`);
     }
-    throw new Error('run did not finish after 3 kills and a last resume');
+    throw new Error(`run did not finish after 3 kills and a last resume: ${log.join('; ')}`);
   }, 300_000);
 
   it('refuses bad input with one line and exit code 2, writing nothing', () => {

@@ -1,7 +1,8 @@
 /**
  * Crash-safe checkpoints of a run directory. Each checkpoint is a new folder `checkpoints/ck-<seq>` written aside
  * and renamed into place; then `checkpoint.json` (the pointer) is replaced atomically; then older folders are
- * removed. A kill at any moment leaves either the old or the new pointer, each naming a complete folder.
+ * removed. A kill at any moment leaves either the old or the new pointer, each naming a complete folder (and maybe
+ * an unnamed newer folder, which the next save replaces).
  */
 import { existsSync, readFileSync, readdirSync, renameSync, rmSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -25,6 +26,9 @@ export function saveCheckpoint(runDir: string, value: unknown): void {
   const { json, bin } = encodeState(value);
   writeFileSync(join(tmp, 'state.bin'), bin);
   writeFileSync(join(tmp, 'state.json'), json);
+  // A run killed between this rename and the pointer switch leaves a complete ck-<seq> that no pointer names; the
+  // resumed run reaches the same seq again, and renaming onto a non-empty folder fails, so clear it first.
+  rmSync(join(root, name), { recursive: true, force: true });
   renameSync(tmp, join(root, name));
   writeJsonAtomic(join(runDir, 'checkpoint.json'), { dir: name, seq } satisfies Pointer);
   for (const entry of readdirSync(root)) {
