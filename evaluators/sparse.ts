@@ -73,39 +73,59 @@ export function compactNonZero(x: Float64Array, n: number, nz: Int32Array): numb
   return k;
 }
 
-export function compileSparseDense(op: DenseOp, layer: LayerParams, mask: LayerMasks, live?: Live): JsStep {
-  const nIn = op.inUnits;
-  const nOut = op.outUnits;
-  const w = layer.weight;
-  const mw = mask.weight;
-  const zeroIn = live?.zeroIn;
-  const needed = live?.neededOut;
-  // Row starts for every input index (empty rows have start == end), so non-zero input lists index it directly.
-  const rs = new Int32Array(nIn + 1);
+/**
+ * The kept entries of a masked weight matrix [rows × cols] (row-major), compressed by row: row r's entries are
+ * start[r] .. start[r+1] of (idx = column, vals = weight). An entry is kept when its mask is 1, its weight is not
+ * exactly 0 and its column is needed (when `needed` is given); rows with `skipRow(r)` keep nothing.
+ */
+function maskedRows(
+  w: Float32Array,
+  mw: Uint8Array,
+  rows: number,
+  cols: number,
+  needed: Uint8Array | undefined,
+  skipRow: (r: number) => boolean,
+): { start: Int32Array; idx: Int32Array; vals: Float64Array; nnz: number } {
+  const start = new Int32Array(rows + 1);
   let nnz = 0;
-  for (let i = 0; i < nIn; i++) {
-    rs[i] = nnz;
-    if (zeroIn && zeroIn[i]) continue;
-    const base = i * nOut;
-    for (let o = 0; o < nOut; o++) if (mw[base + o] !== 0 && w[base + o] !== 0 && (!needed || needed[o])) nnz++;
+  for (let r = 0; r < rows; r++) {
+    start[r] = nnz;
+    if (skipRow(r)) continue;
+    const base = r * cols;
+    for (let c = 0; c < cols; c++) if (mw[base + c] !== 0 && w[base + c] !== 0 && (!needed || needed[c])) nnz++;
   }
-  rs[nIn] = nnz;
-  const cols = new Int32Array(nnz);
+  start[rows] = nnz;
+  const idx = new Int32Array(nnz);
   const vals = new Float64Array(nnz);
-  let p = 0;
-  for (let i = 0; i < nIn; i++) {
-    if (zeroIn && zeroIn[i]) continue;
-    const base = i * nOut;
-    for (let o = 0; o < nOut; o++) {
-      if (mw[base + o] !== 0 && w[base + o] !== 0 && (!needed || needed[o])) {
-        cols[p] = o;
-        vals[p] = w[base + o]!;
+  for (let r = 0; r < rows; r++) {
+    if (start[r + 1] === start[r]) continue;
+    const base = r * cols;
+    let p = start[r]!;
+    for (let c = 0; c < cols; c++) {
+      if (mw[base + c] !== 0 && w[base + c] !== 0 && (!needed || needed[c])) {
+        idx[p] = c;
+        vals[p] = w[base + c]!;
         p++;
       }
     }
   }
-  const bias = new Float64Array(nOut);
-  for (let o = 0; o < nOut; o++) bias[o] = mask.bias[o] ? layer.bias[o]! : 0;
+  return { start, idx, vals, nnz };
+}
+
+/** Bias with its mask applied, in float64. */
+function maskedBias(layer: LayerParams, mask: LayerMasks): Float64Array {
+  const bias = new Float64Array(layer.bias.length);
+  for (let o = 0; o < bias.length; o++) bias[o] = mask.bias[o] ? layer.bias[o]! : 0;
+  return bias;
+}
+
+export function compileSparseDense(op: DenseOp, layer: LayerParams, mask: LayerMasks, live?: Live): JsStep {
+  const nIn = op.inUnits;
+  const nOut = op.outUnits;
+  const zeroIn = live?.zeroIn;
+  // Row starts for every input index (empty rows have start == end), so non-zero input lists index it directly.
+  const { start: rs, idx: cols, vals, nnz } = maskedRows(layer.weight, mask.weight, nIn, nOut, live?.neededOut, (i) => !!zeroIn && zeroIn[i] !== 0);
+  const bias = maskedBias(layer, mask);
   const relu = op.activation === 'relu';
   return {
     inSize: nIn,
@@ -272,39 +292,14 @@ export function compileSparseConv(op: Conv2DOp, layer: LayerParams, mask: LayerM
     Ho = Math.floor((H - K) / s) + 1;
     Wo = Math.floor((W - K) / s) + 1;
   }
-  const w = layer.weight;
-  const mw = mask.weight;
   const zeroIn = live?.zeroIn;
   const needed = live?.neededOut;
   // Groups by input offset (ky, kx, ci): weight index g*Co + co with g = (ky*K + kx)*C + ci.
   const nG = K * K * C;
-  const gStart = new Int32Array(nG + 1);
-  let nnz = 0;
-  for (let g = 0; g < nG; g++) {
-    gStart[g] = nnz;
-    if (zeroIn && zeroIn[g % C]) continue;
-    const base = g * Co;
-    for (let co = 0; co < Co; co++) if (mw[base + co] !== 0 && w[base + co] !== 0 && (!needed || needed[co])) nnz++;
-  }
-  gStart[nG] = nnz;
-  const outCh = new Int32Array(nnz);
-  const vals = new Float64Array(nnz);
-  let p = 0;
-  for (let g = 0; g < nG; g++) {
-    if (zeroIn && zeroIn[g % C]) continue;
-    const base = g * Co;
-    for (let co = 0; co < Co; co++) {
-      if (mw[base + co] !== 0 && w[base + co] !== 0 && (!needed || needed[co])) {
-        outCh[p] = co;
-        vals[p] = w[base + co]!;
-        p++;
-      }
-    }
-  }
+  const { start: gStart, idx: outCh, vals, nnz } = maskedRows(layer.weight, mask.weight, nG, Co, needed, (g) => !!zeroIn && zeroIn[g % C] !== 0);
   const groups: number[] = [];
   for (let g = 0; g < nG; g++) if (gStart[g + 1]! > gStart[g]!) groups.push(g);
-  const bias = new Float64Array(Co);
-  for (let c = 0; c < Co; c++) bias[c] = mask.bias[c] ? layer.bias[c]! : 0;
+  const bias = maskedBias(layer, mask);
   const relu = op.activation === 'relu';
   const outSize = Ho * Wo * Co;
   // Output channels that are read downstream; the others are never written (left finite, never read).
