@@ -117,19 +117,9 @@ function fixtureDir(fixturesDir: string, folder: string): string {
 }
 
 /** One released model measured by prunus over the MNIST test set. */
-export interface MeasuredReleased {
-  model: ReleasedModelName;
-  variant: ReleasedVariant;
-  folder: string;
-  correct: number;
+/** What prunus measures of a released model: the published fields but the OLMP file name, with the image count. */
+export interface MeasuredReleased extends Omit<ReleasedFigures, 'original' | 'testImages'> {
   count: number;
-  accuracy: number;
-  error: number;
-  meanLoss: number;
-  nonZero: number;
-  params: number;
-  compression: number;
-  layers: LayerSize[];
   backend: Record<string, unknown>;
 }
 
