@@ -10,7 +10,7 @@ import { prunableOps, weightShape, biasLength } from './architectures.js';
 import { batchNormOps, type PrunableModel, type ModelParams, type LayerMasks } from './params.js';
 import type { MagnitudeStats } from './masks.js';
 import { UsageError } from '../src/errors.js';
-import { writeDirAtomic } from '../src/atomic.js';
+import { writeDirAtomic, recoverDir } from '../src/atomic.js';
 
 export const MODEL_FORMAT = 'prunus-model';
 export const MODEL_FORMAT_VERSION = 1;
@@ -95,6 +95,7 @@ export interface LoadedModel {
 
 /** Loads a model folder (or a run folder holding `model/`), checking every size. */
 export function loadModel(path: string): LoadedModel {
+  recoverDir(path);
   let dir = path;
   if (!existsSync(join(dir, 'model.json')) && existsSync(join(dir, 'model', 'model.json'))) dir = join(dir, 'model');
   const jsonPath = join(dir, 'model.json');

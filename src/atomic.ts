@@ -1,4 +1,4 @@
-import { mkdirSync, renameSync, writeFileSync, openSync, fsyncSync, closeSync, rmSync, existsSync } from 'node:fs';
+import { mkdirSync, renameSync, writeFileSync, openSync, fsyncSync, closeSync, rmSync, existsSync, readdirSync, statSync } from 'node:fs';
 import { dirname, basename, join } from 'node:path';
 
 let counter = 0;
@@ -28,10 +28,14 @@ export function writeJsonAtomic(path: string, value: unknown): void {
 
 /**
  * Builds a directory atomically: `fill` writes into a temporary sibling folder, which is renamed onto `dir`
- * only when fill succeeds. A failure leaves nothing behind. An existing `dir` is replaced.
+ * only when fill succeeds. A failure leaves nothing behind. An existing `dir` is replaced: it is first renamed aside
+ * (`.<name>.<pid>.<n>.tmp.old`), the new folder renamed in, the old one removed. A kill between those two renames
+ * leaves `dir` missing and the complete old folder aside; `recoverDir` (called here first, and by readers such as
+ * models/io.ts `loadModel`) puts it back.
  */
 export function writeDirAtomic(dir: string, fill: (tmpDir: string) => void): void {
   mkdirSync(dirname(dir), { recursive: true });
+  recoverDir(dir);
   const tmp = join(dirname(dir), `.${basename(dir)}.${process.pid}.${counter++}.tmp`);
   mkdirSync(tmp, { recursive: true });
   try {
@@ -48,4 +52,48 @@ export function writeDirAtomic(dir: string, fill: (tmpDir: string) => void): voi
     rmSync(tmp, { recursive: true, force: true });
     throw err;
   }
+}
+
+function processAlive(pid: number): boolean {
+  if (pid === process.pid) return true;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * Repairs what a killed `writeDirAtomic` can leave beside `dir`:
+ * - `dir` missing and a complete old version aside (killed between the two renames): the newest such folder is
+ *   renamed back onto `dir`, so readers see the last completed write instead of nothing;
+ * - temporary and aside folders of processes that no longer run: removed. Those of live processes (a concurrent
+ *   writer) are left alone.
+ * Returns true when `dir` was restored.
+ */
+export function recoverDir(dir: string): boolean {
+  const parent = dirname(dir);
+  if (!existsSync(parent)) return false;
+  const prefix = `.${basename(dir)}.`;
+  const leftovers: { path: string; pid: number; old: boolean }[] = [];
+  for (const name of readdirSync(parent)) {
+    if (!name.startsWith(prefix)) continue;
+    const m = /^(\d+)\.(\d+)\.tmp(\.old)?$/.exec(name.slice(prefix.length));
+    if (m) leftovers.push({ path: join(parent, name), pid: Number(m[1]), old: m[3] !== undefined });
+  }
+  let restored = false;
+  if (!existsSync(dir)) {
+    const asides = leftovers.filter((l) => l.old && !processAlive(l.pid));
+    asides.sort((a, b) => statSync(b.path).mtimeMs - statSync(a.path).mtimeMs);
+    const newest = asides[0];
+    if (newest) {
+      renameSync(newest.path, dir);
+      restored = true;
+    }
+  }
+  for (const l of leftovers) {
+    if (!processAlive(l.pid) && existsSync(l.path)) rmSync(l.path, { recursive: true, force: true });
+  }
+  return restored;
 }

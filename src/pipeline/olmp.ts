@@ -22,7 +22,7 @@ import { magnitudeStats, masksForCrates, type MagnitudeStats } from '../../model
 import { saveModel, loadModel } from '../../models/io.js';
 import { loadDataset, type Dataset, type ImageSet } from '../data/datasets.js';
 import { Rng, type RngState } from '../rng.js';
-import { writeJsonAtomic } from '../atomic.js';
+import { writeJsonAtomic, recoverDir } from '../atomic.js';
 import { initBackend, backendRecord, type BackendInfo, type BackendName } from '../../evaluators/backend.js';
 import { Trainer, evaluateAccuracy, type TrainerState } from '../train/index.js';
 import { createInProcessEvaluator, createPoolEvaluator, type Evaluator } from '../../evaluators/index.js';
@@ -441,6 +441,7 @@ async function obtainReference(
     return finish(m.params, resolve(cfg.reference));
   }
   const cache = referenceCacheDir(cfg, backend.name, runCfg.resultsRoot);
+  recoverDir(cache);
   if (existsSync(join(cache, 'model.json'))) return finish(loadModel(cache).model.params, cache);
   // Train it, checkpointing as we go. The reference's init draws from a stream derived from the seed alone, so a
   // cached reference and a freshly trained one are the same model.
