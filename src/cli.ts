@@ -13,27 +13,30 @@ interface CommandModule {
 
 const COMMANDS: Record<string, () => Promise<CommandModule>> = {
   train: () => import('./commands/train.js'),
+  search: () => import('./commands/search.js'),
+  resume: () => import('./commands/resume.js'),
+  reproduce: () => import('./commands/reproduce.js'),
+  sweep: () => import('./commands/sweep.js'),
+  report: () => import('./commands/report.js'),
+  eval: () => import('./commands/eval.js'),
+  import: () => import('./commands/import.js'),
+  channels: () => import('./commands/channels.js'),
 };
 
-/** Adds a command (used by modules that are built separately). */
-export function commandNames(): string[] {
-  return Object.keys(COMMANDS);
-}
-
-async function optionalCommands(): Promise<void> {
-  // Commands whose modules may not exist in every build are registered if present.
-  const extra = ['search', 'resume', 'reproduce', 'import', 'eval', 'channels', 'sweep', 'report'];
-  for (const name of extra) {
-    if (!COMMANDS[name]) COMMANDS[name] = () => import(`./commands/${name}.js`);
-  }
-}
-
-function help(): string {
+async function help(): Promise<string> {
+  const names = Object.keys(COMMANDS);
+  const width = Math.max(...names.map((n) => n.length));
+  const lines = await Promise.all(
+    names.map(async (name) => {
+      const summary = (await COMMANDS[name]!()).summary.replace(new RegExp(`^prunus ${name}: `), '');
+      return `  ${name.padEnd(width)}  ${summary}`;
+    }),
+  );
   return [
     'usage: prunus <command> [options]',
     '',
     'commands:',
-    ...Object.keys(COMMANDS).map((c) => `  ${c}`),
+    ...lines,
     '',
     'Every command takes --backend auto|webgpu|tensorflow|wasm|cpu and --json (final report as one JSON object on stdout).',
     "Run 'prunus <command> --help' for a command's options.",
@@ -41,24 +44,15 @@ function help(): string {
 }
 
 export async function main(argv: string[]): Promise<number> {
-  await optionalCommands();
   const [name, ...rest] = argv;
   try {
     if (!name || name === '--help' || name === '-h' || name === 'help') {
-      process.stdout.write(help() + '\n');
+      process.stdout.write((await help()) + '\n');
       return name ? 0 : 2;
     }
     const load = COMMANDS[name];
     if (!load) throw new UsageError(`unknown command '${name}' (known: ${Object.keys(COMMANDS).join(', ')})`);
-    let mod: CommandModule;
-    try {
-      mod = await load();
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'ERR_MODULE_NOT_FOUND' && String((e as Error).message).includes(`commands/${name}.js`)) {
-        throw new UsageError(`command '${name}' is not available in this build`);
-      }
-      throw e;
-    }
+    const mod = await load();
     if (rest.includes('--help') || rest.includes('-h')) {
       process.stdout.write(`${mod.summary}\n\n${mod.usage}\n`);
       return 0;

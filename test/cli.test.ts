@@ -147,3 +147,26 @@ describe('prunus train (CLI)', () => {
     expect(existsSync(join(cwd, 'results')) ? readdirSync(join(cwd, 'results')) : []).toEqual([]);
   });
 });
+
+describe('prunus --help', () => {
+  it('lists every command with its one-line summary; no command, or an unknown one, exits 2', async () => {
+    const cwd = mkdtempSync(join(tmpdir(), 'prunus-help-'));
+    try {
+      const r = await prunus(['--help'], cwd);
+      expect(r.code).toBe(0);
+      for (const name of ['train', 'search', 'resume', 'reproduce', 'sweep', 'report', 'eval', 'import', 'channels']) {
+        const line = r.stdout.split('\n').find((l) => l.trimStart().startsWith(`${name} `));
+        expect(line, `no help line for ${name}`).toBeDefined();
+        expect(line!.trim().length).toBeGreaterThan(name.length + 20);
+        expect(line).not.toContain(`prunus ${name}:`);
+      }
+      const none = await prunus([], cwd);
+      expect(none.code).toBe(2);
+      const unknown = await prunus(['prune'], cwd);
+      expect(unknown.code).toBe(2);
+      expect(ownLines(unknown.stderr)).toEqual([expect.stringContaining("unknown command 'prune'")]);
+    } finally {
+      rmSync(cwd, { recursive: true, force: true });
+    }
+  });
+});
