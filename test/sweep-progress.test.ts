@@ -1,6 +1,7 @@
 import { describe, it, expect } from 'vitest';
 import { Writable } from 'node:stream';
 import { createProgress, formatField } from '../src/progress.js';
+import { pipelineProgress } from '../src/pipeline/cli-output.js';
 
 class Capture extends Writable {
   chunks: string[] = [];
@@ -99,5 +100,25 @@ describe('progress', () => {
     expect(formatField('running', 2)).toBe('running 2');
     expect(formatField('failed', undefined)).toBe('');
     expect(formatField('accuracy', NaN)).toBe('');
+  });
+});
+
+describe('pipelineProgress (search / resume / reproduce)', () => {
+  it('not a TTY: phase changes and searches are lines; the total follows the phase; nothing on stdout', () => {
+    const s = new Capture(false);
+    const { hooks, stop } = pipelineProgress(false, { stream: s, intervalMs: 60_000 });
+    hooks.onProgress!({ phase: 'reference', iteration: 25, total: 10000, compression: 1, accuracy: NaN });
+    hooks.onProgress!({ phase: 'reference', iteration: 50, total: 10000, compression: 1, accuracy: NaN });
+    hooks.onEvent!({ type: 'phase', iteration: 0, phase: 'pruning', reason: 'reference cached' } as never);
+    hooks.onProgress!({ phase: 'pruning', iteration: 100, total: 15000, compression: 3.14159, accuracy: 0.9812 });
+    hooks.onEvent!({ type: 'search', iteration: 100, layers: ['ip1', 'ip2'], compression: 4.5, accuracy: 0.97, accuracyFloor: 0.9612, evaluations: 1600, elapsedMs: 2500 } as never);
+    stop();
+    expect(s.text.split('\n')).toEqual([
+      'prunus: 25/10000 | phase reference | compression 1.0x',
+      'phase pruning at t=0 (reference cached)',
+      'prunus: 100/15000 | phase pruning | compression 3.1x | val acc 98.12%',
+      'search at t=100 over ip1,ip2: 4.5x, accuracy 97.00% (floor 96.12%), 1600 evaluations in 2.5 s',
+      '',
+    ]);
   });
 });

@@ -1,41 +1,36 @@
-/** How the pipeline commands talk to a terminal: progress on stderr, the final report on stdout. */
+/** How the pipeline commands talk to a terminal: progress on stderr (src/progress.ts), the final report on stdout. */
 import type { OlmpReport, PipelineHooks } from './olmp.js';
+import { createProgress, type Progress } from '../progress.js';
 
-export function pipelineProgress(json: boolean): { hooks: PipelineHooks; stop(): void } {
-  const tty = Boolean(process.stderr.isTTY) && !json;
-  let last = 0;
-  let lastLine = '';
-  const write = (line: string, force = false) => {
-    const now = Date.now();
-    if (tty) {
-      process.stderr.write(`\r\x1b[2K${line}`);
-      lastLine = line;
-    } else if (force || now - last > 5000) {
-      process.stderr.write(line + '\n');
-      last = now;
-    }
+/**
+ * Progress of a search/resume/reproduce run: a live bar on a terminal, otherwise a plain line at most every 10 s and
+ * at each phase change; each search and phase change is a line of its own.
+ */
+export function pipelineProgress(json: boolean, opts: { stream?: NodeJS.WritableStream & { isTTY?: boolean }; intervalMs?: number } = {}): { hooks: PipelineHooks; stop(): void } {
+  let bar: Progress | null = null;
+  let total = -1;
+  const display = (t: number): Progress => {
+    if (!bar) bar = createProgress({ total: t, label: 'prunus', json, ...(opts.stream ? { stream: opts.stream as never } : {}), ...(opts.intervalMs !== undefined ? { intervalMs: opts.intervalMs } : {}) });
+    if (t !== total) bar.setTotal(t);
+    total = t;
+    return bar;
   };
+  const pct = (x: number) => `${(x * 100).toFixed(2)}%`;
   const hooks: PipelineHooks = {
     onProgress: (p) => {
-      const acc = Number.isFinite(p.accuracy) ? ` val acc ${(p.accuracy * 100).toFixed(2)}%` : '';
-      write(`[${p.phase}] iteration ${p.iteration}/${p.total}  compression ${p.compression.toFixed(1)}x${acc}`);
+      display(p.total).update(p.iteration, { phase: p.phase, compression: p.compression, 'val acc': Number.isFinite(p.accuracy) ? p.accuracy : undefined });
     },
     onEvent: (e) => {
       if (e.type === 'search') {
-        if (tty) process.stderr.write('\n');
-        write(`search at t=${e.iteration} over ${e.layers.join(',')}: ${e.compression.toFixed(1)}x, accuracy ${(e.accuracy * 100).toFixed(2)}% (floor ${(e.accuracy * 100 >= 0 ? (e.accuracyFloor * 100).toFixed(2) : '?')}%), ${e.evaluations} evaluations in ${(e.elapsedMs / 1000).toFixed(1)} s`, true);
+        display(Math.max(total, 0)).log(
+          `search at t=${e.iteration} over ${e.layers.join(',')}: ${e.compression.toFixed(1)}x, accuracy ${pct(e.accuracy)} (floor ${pct(e.accuracyFloor)}), ${e.evaluations} evaluations in ${(e.elapsedMs / 1000).toFixed(1)} s`,
+        );
       } else if (e.type === 'phase') {
-        if (tty) process.stderr.write('\n');
-        write(`phase ${e.phase} at t=${e.iteration}${e.reason ? ` (${e.reason})` : ''}`, true);
+        display(Math.max(total, 0)).log(`phase ${e.phase} at t=${e.iteration}${e.reason ? ` (${e.reason})` : ''}`);
       }
     },
   };
-  return {
-    hooks,
-    stop: () => {
-      if (tty && lastLine) process.stderr.write('\n');
-    },
-  };
+  return { hooks, stop: () => (bar as Progress | null)?.stop() };
 }
 
 export function printReport(r: OlmpReport, json: boolean): void {
