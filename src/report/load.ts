@@ -4,6 +4,7 @@ import { basename, join, resolve } from 'node:path';
 import { UsageError } from '../errors.js';
 import { buildSummary, type SummaryRow } from '../sweep/summary.js';
 import type { Flags } from '../sweep/spec.js';
+import type * as Written from '../pipeline/olmp.js';
 
 export interface RunConfigFile {
   command: string;
@@ -15,34 +16,14 @@ export interface RunConfigFile {
   options?: Record<string, unknown>;
 }
 
-export interface LogEvent {
-  type: 'log';
-  iteration: number;
-  compression: number;
-  accuracy: number;
-  validationAccuracy?: number;
-  loss?: number;
-  lr?: number;
-  elapsedMs?: number;
-  phase?: string;
-}
-export interface SearchEvent {
-  type: 'search';
-  iteration: number;
-  layers: string[];
-  crates: number[];
-  compression: number;
-  accuracy: number;
-  evaluations: number;
-  feasible: boolean;
-  generations: { generation: number; evaluations: number; bestFitness: number }[];
-}
-export interface PhaseEvent {
-  type: 'phase';
-  iteration: number;
-  phase: string;
-  reason?: string;
-}
+/**
+ * Events as read back from events.jsonl: the pipeline's own types (src/pipeline/olmp.ts), with every field beyond
+ * the ones reports need made optional, so run folders written before a field was added still load.
+ */
+type AsRead<E, Required extends keyof E> = Pick<E, Required> & Partial<Omit<E, Required>>;
+export type LogEvent = AsRead<Written.LogEvent, 'type' | 'iteration' | 'compression' | 'accuracy'>;
+export type SearchEvent = AsRead<Written.SearchEvent, 'type' | 'iteration' | 'layers' | 'crates' | 'compression' | 'accuracy' | 'evaluations' | 'feasible' | 'generations'>;
+export type PhaseEvent = Written.PhaseEvent;
 export type RunEvent = LogEvent | SearchEvent | PhaseEvent;
 
 export interface RunReport {
