@@ -74,6 +74,7 @@ describe('prunus train (CLI)', () => {
       [['--model', 'lenet-7'], /unknown model 'lenet-7'/],
       [[...m, '--dataset', 'cifar10'], /unknown dataset 'cifar10'/],
       [[...m, '--backend', 'tpu'], /unknown backend 'tpu'/],
+      [[...m, '--train-order', 'shuffled'], /unknown train order 'shuffled'/],
       [[...m, '--iterations=-5'], /--iterations must be >= 1/],
       [[...m, '--iterations', 'NaN'], /--iterations must be a finite number/],
       [[...m, '--lr-base', '0'], /--lr-base must be > 0/],

@@ -54,6 +54,19 @@ describe('MNIST', () => {
     expect(counts.reduce((x, y) => x + y, 0)).toBe(60000);
     expect(counts[1]).toBe(6742); // MNIST's published count of ones in the training set
   });
+  it("train order 'file' trains on the whole training file in file order; validation stays the split's", () => {
+    const split = loadDataset('mnist', { limit: { validation: 100 } });
+    const file = loadDataset('mnist', { trainOrder: 'file', limit: { validation: 100 } });
+    expect(file.trainOrder).toBe('file');
+    expect(split.trainOrder).toBe('split');
+    expect(file.train.count).toBe(60000);
+    // MNIST's training file starts with the labels 5 0 4 1 9 2 1 3 1 4.
+    expect([...file.train.labels.subarray(0, 10)]).toEqual([5, 0, 4, 1, 9, 2, 1, 3, 1, 4]);
+    expect([...split.train.labels.subarray(0, 10)]).not.toEqual([5, 0, 4, 1, 9, 2, 1, 3, 1, 4]);
+    expect([...file.validation.labels]).toEqual([...split.validation.labels]);
+    expect(loadDataset('mnist', { trainOrder: 'file', limit: { train: 64 } }).train.labels[0]).toBe(5);
+    expect(() => loadDataset('mnist', { trainOrder: 'shuffled' as never })).toThrow(/unknown train order 'shuffled'/);
+  });
   it('rejects unknown datasets and missing folders', () => {
     expect(() => loadDataset('cifar')).toThrow(/unknown dataset 'cifar'/);
     expect(() => loadDataset('mnist', { dataDir: '/nonexistent' })).toThrow(/does not exist/);

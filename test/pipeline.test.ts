@@ -94,6 +94,9 @@ describe('pipeline config', () => {
     expect(() => resolveConfig({ model: 'lenet-5', optimizer: 'magic' as never })).toThrow(/unknown optimizer 'magic'/);
     expect(() => resolveConfig({ model: 'alexnet' })).toThrow(/unknown model 'alexnet'/);
     expect(() => resolveConfig({ model: 'lenet-5', maxAccDrop: NaN })).toThrow(/--max-acc-drop/);
+    expect(() => resolveConfig({ model: 'lenet-5', trainOrder: 'file' })).toThrow(/--train-order file .* needs --constraint batch/);
+    expect(() => resolveConfig({ model: 'lenet-5', trainOrder: 'random' as never, constraint: 'batch' })).toThrow(/unknown --train-order 'random'/);
+    expect(resolveConfig({ model: 'lenet-5', trainOrder: 'file', constraint: 'batch' }).trainOrder).toBe('file');
   });
 });
 
@@ -174,6 +177,15 @@ describe('prunus search (quick, end to end) and resume after kill -9', () => {
     throw new Error(`run did not finish after 3 kills and a last resume: ${log.join('; ')}`);
   }, 300_000);
 
+  it("--train-order file (the authors' data regime) runs end to end and caches its reference apart", () => {
+    const out = join(root, 'fileorder');
+    const r = runCli(['search', '--model', 'lenet-300-100', '--quick', '--train-order', 'file', '--constraint', 'batch', '--reference-iterations', '60', '--iterations', '121', '--prune-until', '60', '--search-period', '60', '--out', out, '--json'], env);
+    expect(r.status, r.stderr).toBe(0);
+    const rep = JSON.parse(r.stdout.trim());
+    expect(rep.status).toBe('finished');
+    expect(JSON.parse(readFileSync(join(out, 'config.json'), 'utf8')).options.trainOrder).toBe('file');
+    expect(rep.reference.source).toMatch(/lenet-300-100-mnist-fileorder-s\d+-i60-/);
+  });
   it('refuses bad input with one line and exit code 2, writing nothing', () => {
     const out = join(root, 'bad');
     for (const args of [
@@ -182,6 +194,7 @@ describe('prunus search (quick, end to end) and resume after kill -9', () => {
       ['search', '--model', 'lenet-5', '--optimizer', 'magic', '--out', out],
       ['search', '--model', 'lenet-5', '--time-budget', 'soon', '--out', out],
       ['search', '--model', 'lenet-5', '--bogus', '--out', out],
+      ['search', '--model', 'lenet-5', '--train-order', 'file', '--out', out],
       ['resume', join(root, 'nope')],
     ]) {
       const r = runCli(args, env);

@@ -24,6 +24,8 @@ export const usage = `usage: prunus search --model lenet-300-100|lenet-5 [option
   --pop-size N --search-budget N --initial-crate X --batch-size N
   --workers N              evaluator worker threads (0 = in-process, default)
   --dataset mnist|fashion-mnist --data-dir D --split-seed N
+  --train-order O          split: train on the seeded 54k, validate on the held-out 6k (default);
+                           file: train on all 60k in file order, as the authors' scripts (needs --constraint batch)
   --config FILE            JSON with any of these options (camelCase); flags override it
   --quick                  a few hundred iterations on a data subset (tests, smoke runs)
   --out DIR                run directory (default results/search-<model>-s<seed>-<time>)
@@ -59,6 +61,7 @@ export const SEARCH_FLAGS = {
   dataset: { type: 'string' },
   'data-dir': { type: 'string' },
   'split-seed': { type: 'string' },
+  'train-order': { type: 'string' },
   config: { type: 'string' },
   quick: { type: 'boolean', default: false },
   out: { type: 'string' },
@@ -115,6 +118,7 @@ export function searchOptionsFromFlags(v: Values, model: string): SearchOptions 
   set('dataset', v.dataset as string | undefined);
   set('dataDir', v['data-dir'] as string | undefined);
   set('splitSeed', num('split-seed', { integer: true }));
+  set('trainOrder', v['train-order'] as OlmpConfig['trainOrder'] | undefined);
   if (v.quick) opts.quick = true;
   return opts;
 }

@@ -13,7 +13,7 @@ import { UsageError, check, parseNumber } from '../errors.js';
 import { getArchitecture, modelNames } from '../../models/architectures.js';
 import { initParams, onesMasks } from '../../models/params.js';
 import { writeModelFiles } from '../../models/io.js';
-import { loadDataset, DATASET_NAMES } from '../data/datasets.js';
+import { loadDataset, DATASET_NAMES, type TrainOrder } from '../data/datasets.js';
 import { initBackend, parseBackendName, describeBackend, backendRecord } from '../../evaluators/backend.js';
 import { Rng } from '../rng.js';
 import { Trainer, evaluateAccuracy, type EvalResult } from '../train/index.js';
@@ -28,6 +28,8 @@ export const usage = `usage: prunus train --model lenet-300-100|lenet-5 [options
   --dataset D          ${DATASET_NAMES.join(' | ')} (default mnist)
   --data-dir DIR       folder with the four IDX files (overrides the dataset's location)
   --split-seed N       seed of the 54k/6k train/validation split (default 0)
+  --train-order O      split: train on the split's 54k in its seeded order (default); file: all 60k training
+                       images in file order, as Caffe read them for the OLMP references (validation not held out)
   --batch N            batch size (default 64)
   --lr-base X          base learning rate of the "inv" policy (default 0.01)
   --progress-every N   a progress line on stderr every N iterations (default 500; none with --json)
@@ -45,6 +47,7 @@ const FLAGS = {
   dataset: { type: 'string', default: 'mnist' },
   'data-dir': { type: 'string' },
   'split-seed': { type: 'string', default: '0' },
+  'train-order': { type: 'string', default: 'split' },
   batch: { type: 'string', default: '64' },
   'lr-base': { type: 'string', default: '0.01' },
   'progress-every': { type: 'string', default: '500' },
@@ -57,6 +60,7 @@ export interface TrainReport {
   dataset: string;
   seed: number;
   splitSeed: number;
+  trainOrder: TrainOrder;
   backend: Record<string, unknown>;
   iterations: number;
   batchSize: number;
@@ -92,7 +96,8 @@ export async function run(argv: string[]): Promise<number> {
   const started = new Date();
   const outDir = resolveRunDir(values.out, 'train', arch.name, seed, started);
 
-  const data = loadDataset(dataset, { ...(values['data-dir'] !== undefined ? { dataDir: values['data-dir'] } : {}), splitSeed });
+  const trainOrder = values['train-order'] as TrainOrder;
+  const data = loadDataset(dataset, { ...(values['data-dir'] !== undefined ? { dataDir: values['data-dir'] } : {}), splitSeed, trainOrder });
   check(data.train.count > 0, `${dataset}: the training split is empty`);
   const [h, w, c] = arch.inputShape;
   check(data.train.shape[0] === h && data.train.shape[1] === w && data.train.shape[2] === c, `${dataset} images are ${data.train.shape.join('x')}, ${arch.name} takes ${arch.inputShape.join('x')}`);
@@ -156,6 +161,7 @@ export async function run(argv: string[]): Promise<number> {
     seed,
     initSeed: `reference:${seed}`,
     splitSeed,
+    trainOrder,
     split: { train: data.train.count, validation: data.validation.count, test: data.test.count },
     iterations,
     solver: trainer.solver,
@@ -169,6 +175,7 @@ export async function run(argv: string[]): Promise<number> {
     dataset,
     seed,
     splitSeed,
+    trainOrder,
     backend: backendRecord(backend),
     iterations,
     batchSize,

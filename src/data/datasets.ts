@@ -28,10 +28,15 @@ export interface Dataset {
   dir: string;
   numClasses: number;
   splitSeed: number;
+  /** 'split': train = the seeded 54k in that order; 'file': train = the whole training file in file order. */
+  trainOrder: TrainOrder;
   train: ImageSet;
   validation: ImageSet;
   test: ImageSet;
 }
+
+export const TRAIN_ORDERS = ['split', 'file'] as const;
+export type TrainOrder = (typeof TRAIN_ORDERS)[number];
 
 export interface LoadOptions {
   /** Folder with the four IDX files (overrides the dataset's default location). */
@@ -39,6 +44,12 @@ export interface LoadOptions {
   /** Seed of the train/validation split (fixed by default so that every run sees the same split). */
   splitSeed?: number;
   validationSize?: number;
+  /**
+   * 'split' (default): train on the seeded split's training part, in its seeded order (the OLMP paper's 54k/6k).
+   * 'file': train on the whole training file in file order, as the OLMP authors' Caffe scripts read it; the
+   * validation images are then among the training images (not held out).
+   */
+  trainOrder?: TrainOrder;
   /** Keep only the first N images of each split (quick presets, tests). */
   limit?: { train?: number; validation?: number; test?: number };
 }
@@ -126,12 +137,15 @@ export function loadDataset(name: string, opts: LoadOptions = {}): Dataset {
   if (validationSize < 0 || validationSize >= full.count) throw new UsageError(`validation size ${validationSize} must be in [0, ${full.count})`);
   const perm = new Rng(`split:${splitSeed}`).permutation(full.count);
   const validation = subset(full, perm.subarray(0, validationSize));
-  const train = subset(full, perm.subarray(validationSize));
+  const trainOrder = opts.trainOrder ?? 'split';
+  if (!(TRAIN_ORDERS as readonly string[]).includes(trainOrder)) throw new UsageError(`unknown train order '${String(trainOrder)}' (known: ${TRAIN_ORDERS.join(', ')})`);
+  const train = trainOrder === 'file' ? full : subset(full, perm.subarray(validationSize));
   return {
     name,
     dir,
     numClasses: 10,
     splitSeed,
+    trainOrder,
     train: head(train, opts.limit?.train),
     validation: head(validation, opts.limit?.validation),
     test: head(test, opts.limit?.test),

@@ -4,6 +4,7 @@
  */
 import { getArchitecture, prunableOps } from '../../models/architectures.js';
 import { UsageError, check, parseNumber } from '../errors.js';
+import { TRAIN_ORDERS, type TrainOrder } from '../data/datasets.js';
 
 export const OLMP_OPTIMIZERS = ['ncs', 'olmp-released', 'random'] as const;
 export type OlmpOptimizer = (typeof OLMP_OPTIMIZERS)[number];
@@ -15,6 +16,8 @@ export interface OlmpConfig {
   dataset: string;
   dataDir: string | null;
   splitSeed: number;
+  /** 'split' (the paper's held-out 6k) or 'file' (all 60k in file order, as the authors' scripts; batch mode only). */
+  trainOrder: TrainOrder;
   seed: number;
   /** Model folder of a trained reference; null = train one (cached under results/references/). */
   reference: string | null;
@@ -74,6 +77,7 @@ export function defaultConfig(model: string): OlmpConfig {
     dataset: 'mnist',
     dataDir: null,
     splitSeed: 0,
+    trainOrder: 'split',
     seed: PUBLISHED_SEEDS[model] ?? 1,
     reference: null,
     referenceIterations: 10000,
@@ -153,6 +157,11 @@ export function validateConfig(c: OlmpConfig): OlmpConfig {
   if (c.timeBudget !== null) parseNumber('--time-budget', c.timeBudget, { min: 0, exclusiveMin: true });
   if (!(OLMP_OPTIMIZERS as readonly string[]).includes(c.optimizer)) throw new UsageError(`unknown optimizer '${c.optimizer}' (known: ${OLMP_OPTIMIZERS.join(', ')})`);
   if (!(CONSTRAINTS as readonly string[]).includes(c.constraint)) throw new UsageError(`unknown constraint '${c.constraint}' (known: ${CONSTRAINTS.join(', ')})`);
+  if (!(TRAIN_ORDERS as readonly string[]).includes(c.trainOrder)) throw new UsageError(`unknown --train-order '${String(c.trainOrder)}' (known: ${TRAIN_ORDERS.join(', ')})`);
+  check(
+    c.trainOrder !== 'file' || c.constraint === 'batch',
+    '--train-order file trains on the validation images too, so it needs --constraint batch (the validation constraint would judge on trained images)',
+  );
   for (const [k, v] of Object.entries(c.limit)) if (v !== undefined) parseNumber(`limit.${k}`, v, { min: 1, integer: true });
   return c;
 }

@@ -139,7 +139,8 @@ const nowMs = () => performance.now();
 
 function referenceCacheDir(cfg: OlmpConfig, backend: string, resultsRoot: string): string {
   const lim = cfg.limit.train ? `-n${cfg.limit.train}` : '';
-  return join(resultsRoot, 'references', `${cfg.model}-${cfg.dataset}-split${cfg.splitSeed}-s${cfg.seed}-i${cfg.referenceIterations}-b${cfg.batchSize}${lim}-${backend}`);
+  const order = cfg.trainOrder === 'file' ? 'fileorder' : `split${cfg.splitSeed}`;
+  return join(resultsRoot, 'references', `${cfg.model}-${cfg.dataset}-${order}-s${cfg.seed}-i${cfg.referenceIterations}-b${cfg.batchSize}${lim}-${backend}`);
 }
 
 function countOnesSel(sel: boolean[]): number {
@@ -158,7 +159,8 @@ export async function runOlmp(runDir: string, hooks: PipelineHooks = {}): Promis
   }
   const arch = getArchitecture(cfg.model);
   const L = prunableOps(arch).length;
-  const data = loadDataset(cfg.dataset, { dataDir: cfg.dataDir ?? undefined, splitSeed: cfg.splitSeed, limit: cfg.limit });
+  // (Run folders from before --train-order have no trainOrder: they used the split.)
+  const data = loadDataset(cfg.dataset, { dataDir: cfg.dataDir ?? undefined, splitSeed: cfg.splitSeed, trainOrder: cfg.trainOrder ?? 'split', limit: cfg.limit });
   const eventsPath = join(runDir, 'events.jsonl');
   const sessionStart = nowMs();
 
