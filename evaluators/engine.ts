@@ -34,6 +34,8 @@ import {
   type Shape3,
 } from './sparse.js';
 import type { EvaluationContext, PathMode } from './types.js';
+import { CONV_COLUMN_CHUNK, convColumnPlan, runConvColumns, type ConvColumnPlan } from './columns.js';
+import { columnKernels } from './simd.js';
 
 /**
  * Per-layer path rule under 'auto':
@@ -58,10 +60,17 @@ import type { EvaluationContext, PathMode } from './types.js';
  * Re-measured in the network with the batched column kernels (LeNet-300-100, every layer at the density): 10%:
  * 111 / 127, 20%: 229 / 128 → ≈ 11%, so the fully-connected entry stands (with ip2/ip3 at OLMP's final densities
  * ip1 alone would cross at ≈ 27%; see evaluators/README.md).
+ * Conv, re-measured in the network (2026-11-22) with the batched conv column kernels (columns.ts): LeNet-5 reference
+ * weights, the other layers sparse at OLMP's final counts, CPU ms per candidate, sparse / dense, load ≈ 1.1:
+ *   conv1 (input density 0.19): 10%: 176 / 657, 30%: 284 / 668, 50%: 418 / 633, 70%: 508 / 681, 100%: 975 / 615
+ *     → crossover ≈ 80%;
+ *   conv2 (input density 1.00): 1%: 202 / 1134, 5%: 350 / 1274, 10%: 569 / 1147, 20%: 917 / 1106 → ≈ 25%.
+ * Conv: 0.15 / inputDensity (0.79 at 0.19, 0.15 at 1; a little below the measured crossovers, where the two
+ * paths are close). Before the column kernels: 0.015 × inputDensity^−1.2.
  */
 export const SPARSE_CROSSOVER: Readonly<Record<PrunableOp['type'], { base: number; exponent: number }>> = {
   dense: { base: 0.02, exponent: 1 },
-  conv2d: { base: 0.015, exponent: 1.2 },
+  conv2d: { base: 0.15, exponent: 1 },
 };
 
 /** Hidden layers at or below this many dense multiply-adds per image follow the previous layer's path. */
@@ -87,6 +96,13 @@ export interface EngineOptions {
    * false runs them one image at a time like the other JS segments (same results bit for bit; tests, benchmarks).
    */
   columns?: boolean;
+  /**
+   * Inner loops of the conv column kernels: WebAssembly SIMD (default, when the runtime has it) or plain JS. Both
+   * give the same results bit for bit (tests, benchmarks).
+   */
+  columnKernels?: 'wasm' | 'js';
+  /** Images per chunk of the conv column kernels (default CONV_COLUMN_CHUNK; results do not depend on it). */
+  columnChunk?: number;
 }
 
 export type LayerPath = 'sparse' | 'dense';
@@ -406,6 +422,8 @@ interface JsSegment {
   nz: Int32Array[];
   /** Set when every step is fully-connected: the segment runs a batch at a time on the column kernels. */
   columns: ColumnPlan | null;
+  /** Set for segments with conv steps: they run CONV_COLUMN_CHUNK images at a time on columns.ts's kernels. */
+  convColumns: ConvColumnPlan | null;
 }
 
 /** A JS segment of fully-connected steps, run on unit-major batches (sparse.ts, "column" kernels). */
@@ -523,6 +541,8 @@ function buildSegments(ctx: EvaluationContext, masks: readonly LayerMasks[], pat
       segments.push({ kind: 'tf', arch: { ...ctx.arch, ops: group.map((g) => g.op) }, tensors, inShape: group[0]!.inShape, inFlat: group[0]!.inFlat });
     } else {
       const steps: JsStep[] = [];
+      // The segment's ops for the conv column plan (flatten has no per-image step).
+      const items: ({ step: JsStep; inShape: Shape3 } | { flatten: true; inShape: Shape3 })[] = [];
       for (const g of group) {
         const op = g.op;
         const lv = live![infos.indexOf(g)]!;
@@ -534,13 +554,15 @@ function buildSegments(ctx: EvaluationContext, masks: readonly LayerMasks[], pat
         else if (op.type === 'maxpool') steps.push(compileMaxPool(op, g.inShape, lv));
         else if (op.type === 'batchnorm') steps.push(compileBatchNorm(op, ctx.params.batchNorms[g.bn]!, g.inShape));
         // flatten: NHWC activations are already flat in memory.
+        items.push(op.type === 'flatten' ? { flatten: true, inShape: g.inShape } : { step: steps[steps.length - 1]!, inShape: g.inShape });
       }
       const [h, w, c] = group[0]!.inShape;
       const inSize = h * w * c;
       const bufs = [new Float64Array(inSize), ...steps.map((s) => new Float64Array(s.outSize))];
       const nz = bufs.map((b) => new Int32Array(b.length));
       const columns = useColumns ? columnPlan(steps) : null;
-      segments.push({ kind: 'js', steps, inSize, outSize: steps.length ? steps[steps.length - 1]!.outSize : inSize, bufs, nz, columns });
+      const convColumns = useColumns && !columns ? convColumnPlan(items, i === 0 ? imageDensity(ctx.data.images) : 1) : null;
+      segments.push({ kind: 'js', steps, inSize, outSize: steps.length ? steps[steps.length - 1]!.outSize : inSize, bufs, nz, columns, convColumns });
     }
     i = j;
   }
@@ -606,6 +628,9 @@ function record(opts: EngineOptions, img: number, logits: ArrayLike<number>, off
   if (opts.margins) opts.margins[img] = bv - second;
 }
 
+/** Logits of one image, gathered from a conv column segment's output rows. */
+let logitScratch = new Float64Array(16);
+
 /**
  * Evaluates one set of masks on ctx.data. Synchronous; leaves no tensors behind.
  * Early exit: after each batch, if correct + remaining < minCorrect the floor is unreachable and evaluation stops.
@@ -618,9 +643,10 @@ export function evaluateMasks(ctx: EvaluationContext, masks: readonly LayerMasks
   const per = data.shape[0] * data.shape[1] * data.shape[2];
   const nc = ctx.arch.numClasses;
   const B = Math.max(1, Math.floor(opts.batchSize));
+  if (logitScratch.length < nc) logitScratch = new Float64Array(nc);
   const segments = buildSegments(ctx, masks, paths, opts.columns ?? true);
   const seg0 = segments[0]!;
-  const csr = seg0.kind === 'js' && !seg0.columns ? imageCsr(data.images, count, per) : null;
+  const csr = seg0.kind === 'js' && !seg0.columns && (!seg0.convColumns || seg0.convColumns.sparseInput) ? imageCsr(data.images, count, per) : null;
   const csc = seg0.kind === 'js' && seg0.columns ? imageCsc(data.images, count, per, B) : null;
   let correct = 0;
   let evaluated = 0;
@@ -647,7 +673,36 @@ export function evaluateMasks(ctx: EvaluationContext, masks: readonly LayerMasks
             tensor = null;
           } else input = arr!;
           const sparseIn = si === 0 ? csr : null;
-          if (seg.columns) {
+          if (seg.convColumns) {
+            const plan = seg.convColumns;
+            const K = columnKernels(opts.columnKernels);
+            const n = seg.outSize;
+            const out = last ? null : new Float32Array(b * n);
+            const outRow = plan.rowNow;
+            const chunk = Math.max(1, Math.floor(opts.columnChunk ?? CONV_COLUMN_CHUNK));
+            for (let j0 = 0; j0 < b; j0 += chunk) {
+              const c = Math.min(chunk, b - j0);
+              const y = runConvColumns(plan, K, input, j0, c, sparseIn ? { csr: sparseIn, base: start } : undefined);
+              if (last) {
+                for (let j = 0; j < c; j++) {
+                  for (let u = 0; u < nc; u++) {
+                    const r = outRow[u]!;
+                    logitScratch[u] = r < 0 ? 0 : y[r * c + j]!;
+                  }
+                  const img = start + j0 + j;
+                  if (argmax64(logitScratch, nc) === data.labels[img]) correct++;
+                  if (opts.predictions || opts.margins) record(opts, img, logitScratch, 0, nc);
+                }
+              } else {
+                for (let u = 0; u < n; u++) {
+                  const r = outRow[u]!;
+                  if (r < 0) continue; // zero: the array starts zeroed
+                  for (let j = 0, q = (j0 * n) + u, yr = r * c; j < c; j++, q += n) out![q] = y[yr + j]!;
+                }
+              }
+            }
+            if (out) arr = out;
+          } else if (seg.columns) {
             const y = runColumns(seg.columns, b, si === 0 ? csc : null, start / B, si === 0 && csc ? null : input);
             if (last) {
               for (let i = 0; i < b; i++) {
@@ -699,6 +754,6 @@ export function evaluateMasks(ctx: EvaluationContext, masks: readonly LayerMasks
   } finally {
     disposeSegments(segments);
   }
-  const columnSegments = segments.filter((s) => s.kind === 'js' && s.columns).length;
+  const columnSegments = segments.filter((s) => s.kind === 'js' && (s.columns || s.convColumns)).length;
   return { correct, evaluated, count, nonZero: size.nonZero, params: size.params, macs: size.macs, earlyExit, paths, columnSegments };
 }

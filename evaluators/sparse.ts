@@ -36,6 +36,49 @@ export interface JsStep {
   readonly kernel: string;
   /** Fully-connected steps: the compiled CSR, for the batched column kernels below. */
   readonly csr?: DenseCsr;
+  /** Conv steps: the compiled taps, for the batched conv column kernels (columns.ts). */
+  readonly conv?: ConvTaps;
+  /** Max-pool steps: the window, for the batched column kernels (columns.ts). */
+  readonly pool?: PoolPlan;
+}
+
+/**
+ * A conv layer's kept taps grouped by input offset, in increasing g = (ky*K + kx)*C + ci (the order in which both
+ * per-image kernels add them into every output): group q reads input channel gCi[q] at offset (gKy[q], gKx[q]) and
+ * lists (outCh[e], vals[e]) for e in gPtr[q] .. gPtr[q+1]. `liveCo`: the output channels computed.
+ */
+export interface ConvTaps {
+  H: number;
+  W: number;
+  C: number;
+  Ho: number;
+  Wo: number;
+  Co: number;
+  stride: number;
+  padT: number;
+  padL: number;
+  nGroups: number;
+  gKy: Int32Array;
+  gKx: Int32Array;
+  gCi: Int32Array;
+  gPtr: Int32Array;
+  outCh: Int32Array;
+  vals: Float64Array;
+  bias: Float64Array;
+  relu: boolean;
+  liveCo: Int32Array;
+}
+
+/** A max-pool step: window k, stride s over [H, W, C]; `liveC`: the channels the per-image kernel's general loop pools. */
+export interface PoolPlan {
+  H: number;
+  W: number;
+  C: number;
+  Ho: number;
+  Wo: number;
+  k: number;
+  s: number;
+  liveC: Int32Array;
 }
 
 /**
@@ -308,7 +351,20 @@ export function compileSparseConv(op: Conv2DOp, layer: LayerParams, mask: LayerM
   // Operation counts (group visits) of the two kernels; MACs are the same for both.
   const gatherOps = Ho * Wo * groups.length;
   const scatterOps = H * W * C + inDensity * H * W * groups.length;
-  const base = { inSize: H * W * C, outSize, outShape: [Ho, Wo, Co] as Shape3, wantsNz: false, kept: nnz };
+  const nGroups = groups.length;
+  const gKy = new Int32Array(nGroups);
+  const gKx = new Int32Array(nGroups);
+  const gCi = new Int32Array(nGroups);
+  const gPtr = new Int32Array(nGroups + 1);
+  groups.forEach((g, q) => {
+    gCi[q] = g % C;
+    gKx[q] = Math.floor(g / C) % K;
+    gKy[q] = Math.floor(g / (C * K));
+    gPtr[q] = gStart[g]!;
+  });
+  gPtr[nGroups] = nnz;
+  const conv: ConvTaps = { H, W, C, Ho, Wo, Co, stride: s, padT, padL, nGroups, gKy, gKx, gCi, gPtr, outCh, vals, bias, relu, liveCo };
+  const base = { inSize: H * W * C, outSize, outShape: [Ho, Wo, Co] as Shape3, wantsNz: false, kept: nnz, conv };
 
   if (scatterOps < gatherOps) {
     // Per input channel: its groups as (ky, kx, start, end).
@@ -342,17 +398,8 @@ export function compileSparseConv(op: Conv2DOp, layer: LayerParams, mask: LayerM
   const Wp = op.padding === 'same' ? Math.max(W + padL, (Wo - 1) * s + K) : W;
   const padded = Hp !== H || Wp !== W || padT !== 0 || padL !== 0;
   const pad = padded ? new Float64Array(Hp * Wp * C) : null;
-  const gOff = new Int32Array(groups.length);
-  const gPtr = new Int32Array(groups.length + 1);
-  groups.forEach((g, q) => {
-    const ci = g % C;
-    const kx = Math.floor(g / C) % K;
-    const ky = Math.floor(g / (C * K));
-    gOff[q] = (ky * Wp + kx) * C + ci;
-    gPtr[q] = gStart[g]!;
-  });
-  gPtr[groups.length] = nnz;
-  const nGroups = groups.length;
+  const gOff = new Int32Array(nGroups);
+  for (let q = 0; q < nGroups; q++) gOff[q] = (gKy[q]! * Wp + gKx[q]!) * C + gCi[q]!;
   return {
     ...base,
     kernel: 'conv-gather',
@@ -491,6 +538,7 @@ export function compileMaxPool(op: MaxPoolOp, inShape: Shape3, live?: Live): JsS
     wantsNz: false,
     kept: 0,
     kernel: 'maxpool',
+    pool: { H, W, C, Ho, Wo, k, s, liveC },
     run(x, _xNz, _n, y) {
       maxPoolKernel(x, y, W, C, Ho, Wo, k, s, liveC);
       return -1;
