@@ -1,4 +1,4 @@
-import { Rng } from '../src/rng.js';
+import { Rng, restoreStream, type RandomStream } from '../src/rng.js';
 import { checkResult, compareResults, copyResult, decodeResult, encodeResult } from './compare.js';
 import { optionsToJson } from './options.js';
 import type {
@@ -26,7 +26,7 @@ export abstract class BaseOptimizer<N extends OptimizerName, A> implements Optim
   readonly dimension: number;
   readonly budget: number;
   protected readonly o: ResolvedOptions;
-  protected rng: Rng;
+  protected rng: RandomStream;
   protected nextId = 0;
   protected pending: Candidate[] | null = null;
   protected evals = 0;
@@ -39,14 +39,14 @@ export abstract class BaseOptimizer<N extends OptimizerName, A> implements Optim
     this.dimension = o.dimension;
     this.budget = o.budget;
     if (state) {
-      this.rng = Rng.fromState(structuredClone(state.rng));
+      this.rng = restoreStream(structuredClone(state.rng));
       this.nextId = state.nextId;
       this.pending = state.pending ? copyCandidates(state.pending) : null;
       this.evals = state.evaluations;
       this.gens = state.generation;
       this.bestPoint = state.best ? { x: state.best.x.slice(), result: decodeResult(state.best.result) } : null;
     } else {
-      this.rng = new Rng(o.seed);
+      this.rng = o.stream ?? new Rng(o.seed);
     }
   }
 

@@ -100,12 +100,17 @@ export function resolveOptions(name: OptimizerName, opts: OptimizerOptions): Res
   if (typeof damping !== 'number' || !(Number.isFinite(damping) && damping > 0)) {
     throw new UsageError(`${p}: damping must be a finite number > 0, got ${String(damping)}`);
   }
-  return { dimension: n, bounds: { lower, upper }, x0, f0, seed, budget, popSize, sigma0, epoch, r, penalty, damping };
+  const stream = opts.stream ?? null;
+  if (stream !== null && !(typeof stream.uniform === 'function' && typeof stream.normal === 'function' && typeof stream.state === 'function')) {
+    throw new UsageError(`${p}: stream must have uniform(), normal() and state()`);
+  }
+  return { dimension: n, bounds: { lower, upper }, x0, f0, seed, stream, budget, popSize, sigma0, epoch, r, penalty, damping };
 }
 
 export function optionsToJson(o: ResolvedOptions): ResolvedOptionsJson {
+  const { stream: _stream, ...rest } = o;
   return {
-    ...o,
+    ...rest,
     bounds: { lower: o.bounds.lower.slice(), upper: o.bounds.upper.slice() },
     x0: o.x0 ? o.x0.slice() : null,
     f0: o.f0 ? encodeResult(o.f0) : null,

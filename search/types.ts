@@ -1,4 +1,4 @@
-import type { RngState } from '../src/rng.js';
+import type { RandomStream, StreamState } from '../src/rng.js';
 
 /** Outcome of evaluating one candidate. Minimisation; `violation` is 0 when feasible and > 0 otherwise. */
 export interface EvalResult {
@@ -63,6 +63,11 @@ export interface OptimizerOptions {
   f0?: EvalResult;
   /** Seed of the optimiser's one Rng; every draw comes from it. */
   seed: number | string;
+  /**
+   * Draw from this stream instead (shared with the caller, e.g. the OLMP pipeline replaying the released scripts,
+   * where one numpy stream feeds both the layer selection and the searches); `seed` is then only recorded.
+   */
+  stream?: RandomStream;
   /** Evaluation budget (results told; f0 not counted), integer >= 1. */
   budget: number;
   /** Population / batch size. ncs, olmp-released, random: default 10. one-plus-one: must be 1. */
@@ -89,6 +94,7 @@ export interface ResolvedOptions {
   x0: number[] | null;
   f0: EvalResult | null;
   seed: number | string;
+  stream: RandomStream | null;
   budget: number;
   popSize: number;
   sigma0: number[];
@@ -107,7 +113,7 @@ export interface JsonEvalResult {
   violation: JsonNumber;
 }
 
-export interface ResolvedOptionsJson extends Omit<ResolvedOptions, 'f0'> {
+export interface ResolvedOptionsJson extends Omit<ResolvedOptions, 'f0' | 'stream'> {
   f0: JsonEvalResult | null;
 }
 
@@ -119,7 +125,7 @@ export interface StateCommon<N extends OptimizerName, A> {
   version: typeof STATE_VERSION;
   name: N;
   options: ResolvedOptionsJson;
-  rng: RngState;
+  rng: StreamState;
   nextId: number;
   evaluations: number;
   generation: number;

@@ -1,4 +1,5 @@
 import seedrandom from 'seedrandom';
+import { NumpyRandomState, type Mt19937State } from './mt19937.js';
 
 /** Serialisable state of an {@link Rng}: the generator's internal state and the cached Gaussian spare. */
 export interface RngState {
@@ -83,4 +84,21 @@ export class Rng {
     this.shuffle(p);
     return p;
   }
+}
+
+/**
+ * What optimisers and the pipeline draw from: prunus's own stream (Rng, ARC4) or numpy's legacy MT19937
+ * (src/mt19937.ts, for replaying the OLMP authors' seeded runs). Both serialise their whole state to JSON.
+ */
+export interface RandomStream {
+  uniform(): number;
+  normal(): number;
+  uint32(): number;
+  state(): StreamState;
+}
+export type StreamState = RngState | Mt19937State;
+
+/** The stream a state() came from, continuing bit-identically. */
+export function restoreStream(state: StreamState): RandomStream {
+  return 'kind' in state && state.kind === 'numpy-mt19937' ? NumpyRandomState.fromState(state) : Rng.fromState(state as RngState);
 }

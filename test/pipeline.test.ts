@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { encodeState, decodeState } from '../src/pipeline/state-file.js';
 import { saveCheckpoint, loadCheckpoint, truncateJsonl } from '../src/pipeline/checkpoint.js';
+import { searchSchedule } from '../src/pipeline/schedule.js';
 import { resolveConfig } from '../src/pipeline/run.js';
 import { Rng } from '../src/rng.js';
 import { writeFileSync, mkdirSync } from 'node:fs';
@@ -177,14 +178,19 @@ describe('prunus search (quick, end to end) and resume after kill -9', () => {
     throw new Error(`run did not finish after 3 kills and a last resume: ${log.join('; ')}`);
   }, 300_000);
 
-  it("--train-order file (the authors' data regime) runs end to end and caches its reference apart", () => {
-    const out = join(root, 'fileorder');
-    const r = runCli(['search', '--model', 'lenet-300-100', '--quick', '--train-order', 'file', '--constraint', 'batch', '--reference-iterations', '60', '--iterations', '121', '--prune-until', '60', '--search-period', '60', '--out', out, '--json'], env);
+  it("the released scripts' regime (--train-order file, --rng numpy, olmp-released, batch) runs end to end and searches on the schedule computed without data", () => {
+    const out = join(root, 'as-released');
+    const r = runCli(['search', '--model', 'lenet-300-100', '--quick', '--train-order', 'file', '--rng', 'numpy', '--optimizer', 'olmp-released', '--constraint', 'batch', '--reference-iterations', '60', '--iterations', '141', '--prune-until', '120', '--search-period', '30', '--out', out, '--json'], env);
     expect(r.status, r.stderr).toBe(0);
     const rep = JSON.parse(r.stdout.trim());
     expect(rep.status).toBe('finished');
-    expect(JSON.parse(readFileSync(join(out, 'config.json'), 'utf8')).options.trainOrder).toBe('file');
+    const options = JSON.parse(readFileSync(join(out, 'config.json'), 'utf8')).options;
+    expect(options).toMatchObject({ trainOrder: 'file', rng: 'numpy' });
     expect(rep.reference.source).toMatch(/lenet-300-100-mnist-fileorder-s\d+-i60-/);
+    const searched = events(out).filter((e) => e.type === 'search').map((e) => `${e.iteration}:${(e.layers as string[]).join(',')}`);
+    const expected = searchSchedule(options).map((s) => `${s.iteration}:${s.layers.map((k) => ['ip1', 'ip2', 'ip3'][k]).join(',')}`);
+    expect(expected.length).toBeGreaterThanOrEqual(2);
+    expect(searched).toEqual(expected);
   });
   it('refuses bad input with one line and exit code 2, writing nothing', () => {
     const out = join(root, 'bad');

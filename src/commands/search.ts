@@ -11,6 +11,8 @@ export const usage = `usage: prunus search --model lenet-300-100|lenet-5 [option
 
   --seed S                 run seed (default: the published seed, 961449 / 981118)
   --optimizer O            ncs | olmp-released | random            (default ncs)
+  --rng R                  prunus (default) | numpy: numpy's MT19937 seeded [seed], as the released scripts; with
+                           olmp-released it replays their layer selections and search samples draw for draw
   --constraint C           validation | batch                      (default validation)
   --max-acc-drop X         validation mode: allowed loss vs the reference's validation accuracy (default 0.01)
   --delta X                batch mode: allowed loss on the 64-image batch (default 0.08 / 0.05)
@@ -62,6 +64,7 @@ export const SEARCH_FLAGS = {
   'data-dir': { type: 'string' },
   'split-seed': { type: 'string' },
   'train-order': { type: 'string' },
+  rng: { type: 'string' },
   config: { type: 'string' },
   quick: { type: 'boolean', default: false },
   out: { type: 'string' },
@@ -119,6 +122,7 @@ export function searchOptionsFromFlags(v: Values, model: string): SearchOptions 
   set('dataDir', v['data-dir'] as string | undefined);
   set('splitSeed', num('split-seed', { integer: true }));
   set('trainOrder', v['train-order'] as OlmpConfig['trainOrder'] | undefined);
+  set('rng', v.rng as OlmpConfig['rng'] | undefined);
   if (v.quick) opts.quick = true;
   return opts;
 }

@@ -9,6 +9,8 @@ import { TRAIN_ORDERS, type TrainOrder } from '../data/datasets.js';
 export const OLMP_OPTIMIZERS = ['ncs', 'olmp-released', 'random'] as const;
 export type OlmpOptimizer = (typeof OLMP_OPTIMIZERS)[number];
 export const CONSTRAINTS = ['batch', 'validation'] as const;
+export const RNG_KINDS = ['prunus', 'numpy'] as const;
+export type RngKind = (typeof RNG_KINDS)[number];
 export type ConstraintMode = (typeof CONSTRAINTS)[number];
 
 export interface OlmpConfig {
@@ -19,6 +21,11 @@ export interface OlmpConfig {
   /** 'split' (the paper's held-out 6k) or 'file' (all 60k in file order, as the authors' scripts; batch mode only). */
   trainOrder: TrainOrder;
   seed: number;
+  /**
+   * The run's random stream: 'prunus' (seedrandom ARC4) or 'numpy' (numpy's legacy MT19937 seeded with [seed], as
+   * the released scripts; with --optimizer olmp-released it replays their layer selections and search samples).
+   */
+  rng: RngKind;
   /** Model folder of a trained reference; null = train one (cached under results/references/). */
   reference: string | null;
   referenceIterations: number;
@@ -78,6 +85,7 @@ export function defaultConfig(model: string): OlmpConfig {
     dataDir: null,
     splitSeed: 0,
     trainOrder: 'split',
+    rng: 'prunus',
     seed: PUBLISHED_SEEDS[model] ?? 1,
     reference: null,
     referenceIterations: 10000,
@@ -157,6 +165,8 @@ export function validateConfig(c: OlmpConfig): OlmpConfig {
   if (c.timeBudget !== null) parseNumber('--time-budget', c.timeBudget, { min: 0, exclusiveMin: true });
   if (!(OLMP_OPTIMIZERS as readonly string[]).includes(c.optimizer)) throw new UsageError(`unknown optimizer '${c.optimizer}' (known: ${OLMP_OPTIMIZERS.join(', ')})`);
   if (!(CONSTRAINTS as readonly string[]).includes(c.constraint)) throw new UsageError(`unknown constraint '${c.constraint}' (known: ${CONSTRAINTS.join(', ')})`);
+  if (!(RNG_KINDS as readonly string[]).includes(c.rng)) throw new UsageError(`unknown --rng '${String(c.rng)}' (known: ${RNG_KINDS.join(', ')})`);
+  if (c.rng === 'numpy') parseNumber('--seed', c.seed, { min: 0, max: 2 ** 32 - 1, integer: true });
   if (!(TRAIN_ORDERS as readonly string[]).includes(c.trainOrder)) throw new UsageError(`unknown --train-order '${String(c.trainOrder)}' (known: ${TRAIN_ORDERS.join(', ')})`);
   check(
     c.trainOrder !== 'file' || c.constraint === 'batch',

@@ -21,12 +21,13 @@ import { initParams, onesMasks, sizeReport, cloneMasks, type ModelParams, type L
 import { magnitudeStats, masksForCrates, type MagnitudeStats } from '../../models/masks.js';
 import { saveModel, loadModel } from '../../models/io.js';
 import { loadDataset, type Dataset, type ImageSet } from '../data/datasets.js';
-import { Rng, type RngState } from '../rng.js';
+import { Rng, restoreStream, type RandomStream, type StreamState } from '../rng.js';
 import { writeJsonAtomic, recoverDir } from '../atomic.js';
 import { initBackend, backendRecord, type BackendInfo, type BackendName } from '../../evaluators/backend.js';
 import { Trainer, evaluateAccuracy, type TrainerState } from '../train/index.js';
 import { createInProcessEvaluator, createPoolEvaluator, type Evaluator } from '../../evaluators/index.js';
-import { createOptimizer, type EvalResult, type OptimizerName } from '../../search/index.js';
+import { type EvalResult } from '../../search/index.js';
+import { runStream, selectLayers, searchesAt, searchOptimizer } from './schedule.js';
 import { UsageError } from '../errors.js';
 
 export type Phase = 'reference' | 'pruning' | 'adjusting' | 'done';
@@ -109,7 +110,7 @@ interface RunState {
   phase: Phase;
   /** Next iteration to run in the current phase. */
   iteration: number;
-  rng: RngState;
+  rng: StreamState;
   eventsCount: number;
   elapsedMs: number;
   crates: number[];
@@ -143,10 +144,6 @@ function referenceCacheDir(cfg: OlmpConfig, backend: string, resultsRoot: string
   return join(resultsRoot, 'references', `${cfg.model}-${cfg.dataset}-${order}-s${cfg.seed}-i${cfg.referenceIterations}-b${cfg.batchSize}${lim}-${backend}`);
 }
 
-function countOnesSel(sel: boolean[]): number {
-  return sel.reduce((s, b) => s + (b ? 1 : 0), 0);
-}
-
 /** Runs (or resumes) the OLMP pipeline in `runDir`, whose config.json was written by createRun. */
 export async function runOlmp(runDir: string, hooks: PipelineHooks = {}): Promise<OlmpReport> {
   const reportPath = join(runDir, 'report.json');
@@ -167,7 +164,7 @@ export async function runOlmp(runDir: string, hooks: PipelineHooks = {}): Promis
   let st: RunState = loadCheckpoint<RunState>(runDir) ?? {
     phase: 'reference',
     iteration: 0,
-    rng: new Rng(cfg.seed).state(),
+    rng: runStream(cfg).state(),
     eventsCount: 0,
     elapsedMs: 0,
     crates: new Array(L).fill(cfg.initialCrate),
@@ -184,7 +181,7 @@ export async function runOlmp(runDir: string, hooks: PipelineHooks = {}): Promis
     lastLoss: null,
   };
   truncateJsonl(eventsPath, st.eventsCount);
-  const rng = Rng.fromState(st.rng);
+  const rng = restoreStream(st.rng);
   const elapsed = () => st.elapsedMs + (nowMs() - sessionStart);
   const emit = (e: OlmpEvent) => {
     appendFileSync(eventsPath, JSON.stringify(e) + '\n');
@@ -237,14 +234,14 @@ export async function runOlmp(runDir: string, hooks: PipelineHooks = {}): Promis
       }
       let masksChanged = false;
       if (pruning) {
-        const selected = cfg.gamma.map((g) => 1 / (1 + g * t) > rng.uniform());
+        const selected = selectLayers(cfg.gamma, t, rng);
         if (cfg.sigmaDivideAt.includes(t)) st.sigma0 /= 10;
         if (t % cfg.logPeriod === 0) logNow(t);
         if (selected.some((s) => s)) {
           const params = trainer.getParams();
           masks = masksForCrates(params.layers, masks, st.stats, selected.map((s, k) => (s ? st.crates[k]! : null)));
           masksChanged = true;
-          if (t % cfg.searchPeriod === 0 && countOnesSel(selected) >= 2) {
+          if (searchesAt(cfg, t, selected)) {
             masks = await searchCrates(t, selected, params, masks);
             const size = sizeReport(arch, masks);
             if (cfg.targetCompression !== null && size.compression >= cfg.targetCompression) st.pruningStopped = `target compression ${cfg.targetCompression} reached (${size.compression.toFixed(1)}x)`;
@@ -301,16 +298,7 @@ export async function runOlmp(runDir: string, hooks: PipelineHooks = {}): Promis
       };
       const x0 = sel.map((k) => Math.min(Math.max(st.crates[k]!, cfg.bounds[0]), cfg.bounds[1]));
       const f0 = toResult(e0!);
-      const opt = createOptimizer(cfg.optimizer as OptimizerName, {
-        dimension: sel.length,
-        bounds: { lower: sel.map(() => cfg.bounds[0]), upper: sel.map(() => cfg.bounds[1]) },
-        x0,
-        f0,
-        seed: rng.uint32(),
-        budget: cfg.searchBudget,
-        popSize: cfg.popSize,
-        sigma0: st.sigma0,
-      });
+      const opt = searchOptimizer(cfg, sel, x0, f0, st.sigma0, rng);
       const generations: SearchEvent['generations'] = [];
       let evaluations = 1;
       let earlyExits = 0;
@@ -423,7 +411,7 @@ async function obtainReference(
   arch: Architecture,
   data: Dataset,
   backend: BackendInfo,
-  rng: Rng,
+  rng: RandomStream,
   st: RunState,
   getTrainer: () => Trainer | null,
   setTrainer: (t: Trainer) => void,
