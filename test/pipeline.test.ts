@@ -192,6 +192,26 @@ describe('prunus search (quick, end to end) and resume after kill -9', () => {
     expect(expected.length).toBeGreaterThanOrEqual(2);
     expect(searched).toEqual(expected);
   });
+  it("prunus reproduce --as-released: the authors' reference from the fixtures, their data order, stream, sampler and constraint; the table has the published, released and measured rows", () => {
+    const out = join(root, 'repro-as-released');
+    const r = runCli(['reproduce', 'lenet-300-100', '--as-released', '--quick', '--iterations', '81', '--prune-until', '40', '--search-period', '20', '--out', out, '--json'], env);
+    expect(r.status, r.stderr).toBe(0);
+    const rep = JSON.parse(r.stdout.trim());
+    expect(rep.seed).toBe(961449);
+    expect(rep).toMatchObject({ optimizer: 'olmp-released', constraint: 'batch' });
+    expect(JSON.parse(readFileSync(join(out, 'config.json'), 'utf8')).options).toMatchObject({ rng: 'numpy', trainOrder: 'file' });
+    // The authors' LeNet-300-100 reference, imported and cached: its published 97.73% on the full test set shows
+    // up here on the quick preset's first 2,000 test images, so check the source and that it is far above chance.
+    expect(rep.reference.source).toBe(join(root, 'results', 'references', 'olmp-authors-lenet-300-100'));
+    expect(existsSync(join(rep.reference.source, 'model.json'))).toBe(true);
+    expect(rep.reference.testAccuracy).toBeGreaterThan(0.95);
+    const rows = rep.reproduction as { method: string; compression: number; testError: number }[];
+    expect(rows.find((x) => x.method === 'OLMP')).toMatchObject({ compression: 113.5 });
+    const released = rows.find((x) => x.method === 'OLMP released model')!;
+    expect(released.compression).toBeCloseTo(266610 / 2349, 6);
+    expect(released.testError).toBeCloseTo(0.0218, 6);
+    expect(rows.at(-1)!.method).toMatch(/olmp-released, batch, numpy stream, file order, authors' reference, quick/);
+  });
   it('refuses bad input with one line and exit code 2, writing nothing', () => {
     const out = join(root, 'bad');
     for (const args of [

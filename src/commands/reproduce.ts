@@ -9,14 +9,24 @@ import { PUBLISHED } from '../pipeline/published.js';
 import { search } from '../pipeline/run.js';
 import { pipelineProgress } from '../pipeline/cli-output.js';
 import { SEARCH_FLAGS, searchOptionsFromFlags } from './search.js';
+import { importCaffeManifest } from '../olmp-released/manifest.js';
+import { saveModel } from '../../models/io.js';
+import { recoverDir } from '../atomic.js';
+import { resultsRoot } from '../run-dir.js';
+import type { SearchOptions } from '../pipeline/run.js';
 
 export const summary = "prunus reproduce: run OLMP's whole LeNet recipe with the published seed and print it against the published figures";
-export const usage = `usage: prunus reproduce lenet-300-100|lenet-5 [search options] [--fixtures DIR] [--quick] [--json]
+export const usage = `usage: prunus reproduce lenet-300-100|lenet-5 [search options] [--as-released] [--fixtures DIR] [--quick] [--json]
 
 Trains the reference (10,000 iterations, cached), runs the pruning pipeline with the published seed
 (961449 / 981118) and prints a table: Han et al., DNS, OLMP as published; the OLMP authors' released model
 measured by prunus (with --fixtures, default ../shared/fixtures/olmp-released when present); and this run.
-Any 'prunus search' option applies (e.g. --optimizer, --constraint, --max-acc-drop).`;
+Any 'prunus search' option applies (e.g. --optimizer, --constraint, --max-acc-drop).
+
+--as-released  the authors' run as closely as prunus can: their reference model (imported from the fixtures'
+               <model>-reference, cached under results/references/), all 60k training images in file order
+               (--train-order file), numpy's MT19937 stream (--rng numpy), their sampler (--optimizer
+               olmp-released) and constraint (--constraint batch). Flags given explicitly still win.`;
 
 function defaultFixtures(): string | null {
   const here = dirname(fileURLToPath(import.meta.url));
@@ -51,6 +61,27 @@ async function releasedRows(model: string, fixtures: string | null, backend: str
   }
 }
 
+const FIXTURE_REFERENCE: Record<string, string> = { 'lenet-300-100': 'lenet300100-reference', 'lenet-5': 'lenet5-reference' };
+
+/** The released scripts' regime (see usage); explicit flags keep their values. */
+function applyAsReleased(opts: SearchOptions, v: Record<string, unknown>, model: string, fixtures: string | null): void {
+  if (v.optimizer === undefined) opts.optimizer = 'olmp-released';
+  if (v.rng === undefined) opts.rng = 'numpy';
+  if (v['train-order'] === undefined) opts.trainOrder = 'file';
+  if (v.constraint === undefined) opts.constraint = 'batch';
+  if (v.reference !== undefined) return;
+  if (!fixtures) throw new UsageError('reproduce --as-released: the OLMP fixtures were not found; pass --fixtures DIR or --reference DIR');
+  const manifest = join(fixtures, FIXTURE_REFERENCE[model]!);
+  if (!existsSync(join(manifest, 'manifest.json'))) throw new UsageError(`reproduce --as-released: no ${FIXTURE_REFERENCE[model]} in ${fixtures}`);
+  const dir = join(resultsRoot(), 'references', `olmp-authors-${model}`);
+  recoverDir(dir);
+  if (!existsSync(join(dir, 'model.json'))) {
+    const imported = importCaffeManifest(manifest, model);
+    saveModel(dir, imported.model, { magnitudeStats: imported.magnitudeStats, meta: imported.meta });
+  }
+  opts.reference = dir;
+}
+
 export function formatTable(model: string, rows: ReproRow[]): string {
   const head = `| ${model} | compression | test error | source | wall time |\n|---|---|---|---|---|`;
   const body = rows.map((r) => `| ${r.method} | ${r.compression.toFixed(1)}x | ${(r.testError * 100).toFixed(2)}% | ${r.source} | ${r.wallTimeS !== undefined ? `${r.wallTimeS.toFixed(0)} s` : ''} |`);
@@ -58,7 +89,7 @@ export function formatTable(model: string, rows: ReproRow[]): string {
 }
 
 export async function run(argv: string[]): Promise<number> {
-  const { values: v, positionals } = parseFlags(argv, { ...SEARCH_FLAGS, fixtures: { type: 'string' } }, 'reproduce');
+  const { values: v, positionals } = parseFlags(argv, { ...SEARCH_FLAGS, fixtures: { type: 'string' }, 'as-released': { type: 'boolean', default: false } }, 'reproduce');
   const model = positionals[0];
   if (positionals.length !== 1 || !model || !(model in PUBLISHED)) throw new UsageError(`reproduce: give one model, lenet-300-100 or lenet-5${model ? ` (got '${model}')` : ''}`);
   if (v.model !== undefined && v.model !== model) throw new UsageError(`reproduce: --model ${v.model} contradicts '${model}'`);
@@ -70,6 +101,7 @@ export async function run(argv: string[]): Promise<number> {
   opts.log = (line) => process.stderr.write(`prunus: ${line}\n`);
   const fixtures = typeof v.fixtures === 'string' ? resolve(v.fixtures) : defaultFixtures();
   if (typeof v.fixtures === 'string' && !existsSync(fixtures!)) throw new UsageError(`--fixtures ${v.fixtures} does not exist`);
+  if (v['as-released']) applyAsReleased(opts, v as Record<string, unknown>, model, fixtures);
   const progress = pipelineProgress(json);
   const report = await search(opts, progress.hooks);
   progress.stop();
@@ -78,7 +110,7 @@ export async function run(argv: string[]): Promise<number> {
     ...PUBLISHED[model]!.map((p) => ({ ...p, source: p.source })),
     ...(await releasedRows(model, fixtures, backend)),
     {
-      method: `prunus OLMP (${report.optimizer}, ${report.constraint}${opts.quick ? ', quick' : ''})`,
+      method: `prunus OLMP (${report.optimizer}, ${report.constraint}${opts.rng === 'numpy' ? ', numpy stream' : ''}${opts.trainOrder === 'file' ? ', file order' : ''}${v['as-released'] && v.reference === undefined ? ", authors' reference" : ''}${opts.quick ? ', quick' : ''})`,
       compression: report.compression,
       testError: report.testError,
       source: `seed ${report.seed}, ${backend}`,
