@@ -10,7 +10,7 @@ import { masksForCrates, threshold } from '../models/masks.js';
 import { prunableOps, weightShape, biasLength } from '../models/architectures.js';
 import type { LayerMasks } from '../models/params.js';
 import { UsageError } from '../src/errors.js';
-import type { Candidate, CratesCandidate, EvaluationContext, MaskBuilder, PreparedContext } from './types.js';
+import type { Candidate, CratesCandidate, EvaluationContext, MaskBuilder, MasksCandidate, PreparedContext } from './types.js';
 
 const registry = new Map<string, MaskBuilder<{ kind: string }>>();
 
@@ -149,6 +149,28 @@ export const cratesBuilder: MaskBuilder<CratesCandidate> = {
   key: (prep, cand) => cratesKey(prep, cand.crates),
 };
 registerMaskBuilder(cratesBuilder);
+
+// ---- explicit masks ------------------------------------------------------------------------------------------------
+
+function validateMasks(ctx: EvaluationContext, cand: MasksCandidate): void {
+  const ops = prunableOps(ctx.arch);
+  if (!Array.isArray(cand.masks) || cand.masks.length !== ops.length) throw new UsageError(`masks candidate: ${Array.isArray(cand.masks) ? cand.masks.length : 'no'} mask layers for ${ops.length} prunable layers`);
+  ops.forEach((op, k) => {
+    const m = cand.masks[k]!;
+    const nw = weightShape(op).reduce((a, b) => a * b, 1);
+    if (!(m?.weight instanceof Uint8Array) || !(m.bias instanceof Uint8Array) || m.weight.length !== nw || m.bias.length !== biasLength(op)) {
+      throw new UsageError(`masks candidate: ${op.name} needs Uint8Array masks of ${nw} + ${biasLength(op)} entries`);
+    }
+  });
+}
+
+/** Masks given as they are (hashed in the calling thread for the cache and shipped to workers). */
+export const masksBuilder: MaskBuilder<MasksCandidate> = {
+  kind: 'masks',
+  validate: validateMasks,
+  build: (_ctx, cand) => cand.masks,
+};
+registerMaskBuilder(masksBuilder);
 
 // ---- hashing ------------------------------------------------------------------------------------------------------
 

@@ -38,8 +38,15 @@ export interface CratesCandidate {
  *
  * and register a {@link MaskBuilder} for them (see builders.ts).
  */
+/** Explicit masks (e.g. the OLMP pipeline's stateful evaluation, where each candidate's masks follow from the previous one's). */
+export interface MasksCandidate {
+  kind: 'masks';
+  masks: LayerMasks[];
+}
+
 export interface CandidateKinds {
   crates: CratesCandidate;
+  masks: MasksCandidate;
 }
 export type Candidate = CandidateKinds[keyof CandidateKinds];
 

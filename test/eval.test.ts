@@ -364,6 +364,15 @@ describe('pool evaluator', () => {
     expect(core(r!)).toEqual(core(reference[2]!));
   });
 
+  it("the built-in 'masks' kind scores given masks like the crates that built them; malformed masks are refused", async () => {
+    const masks = buildMasks(ctx300, randomCands[3]!);
+    const [r] = await pool2.evaluate([{ kind: 'masks', masks }], { minCorrect: 1900 });
+    expect(core(r!)).toEqual(core(reference[3]!));
+    const short = masks.map((m, k) => (k === 1 ? { weight: m.weight.subarray(1), bias: m.bias } : m));
+    await expect(pool2.evaluate([{ kind: 'masks', masks: short }])).rejects.toThrow(/candidate 0: masks candidate: ip2 needs Uint8Array masks/);
+    await expect(pool2.evaluate([{ kind: 'masks', masks: masks.slice(1) }])).rejects.toThrow(/2 mask layers for 3 prunable layers/);
+  });
+
   it('rejects bad candidates with a UsageError before running anything', async () => {
     await expect(pool2.evaluate([crates(1, 2)])).rejects.toThrow(UsageError);
     await expect(pool2.evaluate([crates(1, 2, NaN)])).rejects.toThrow(/candidate 0: .*not a finite number/);

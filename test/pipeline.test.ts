@@ -199,7 +199,7 @@ describe('prunus search (quick, end to end) and resume after kill -9', () => {
     const rep = JSON.parse(r.stdout.trim());
     expect(rep.seed).toBe(961449);
     expect(rep).toMatchObject({ optimizer: 'olmp-released', constraint: 'batch' });
-    expect(JSON.parse(readFileSync(join(out, 'config.json'), 'utf8')).options).toMatchObject({ rng: 'numpy', trainOrder: 'file' });
+    expect(JSON.parse(readFileSync(join(out, 'config.json'), 'utf8')).options).toMatchObject({ rng: 'numpy', trainOrder: 'file', evaluation: 'stateful' });
     // The authors' LeNet-300-100 reference, imported and cached: its published 97.73% on the full test set shows
     // up here on the quick preset's first 2,000 test images, so check the source and that it is far above chance.
     expect(rep.reference.source).toBe(join(root, 'results', 'references', 'olmp-authors-lenet-300-100'));
@@ -210,7 +210,8 @@ describe('prunus search (quick, end to end) and resume after kill -9', () => {
     const released = rows.find((x) => x.method === 'OLMP released model')!;
     expect(released.compression).toBeCloseTo(266610 / 2349, 6);
     expect(released.testError).toBeCloseTo(0.0218, 6);
-    expect(rows.at(-1)!.method).toMatch(/olmp-released, batch, numpy stream, file order, authors' reference, quick/);
+    expect(rows.at(-1)!.method).toMatch(/olmp-released, batch, numpy stream, file order, stateful, authors' reference, quick/);
+    expect(events(out).filter((e) => e.type === 'search').length).toBeGreaterThan(0);
   });
   it('refuses bad input with one line and exit code 2, writing nothing', () => {
     const out = join(root, 'bad');

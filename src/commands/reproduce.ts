@@ -26,7 +26,8 @@ Any 'prunus search' option applies (e.g. --optimizer, --constraint, --max-acc-dr
 --as-released  the authors' run as closely as prunus can: their reference model (imported from the fixtures'
                <model>-reference, cached under results/references/), all 60k training images in file order
                (--train-order file), numpy's MT19937 stream (--rng numpy), their sampler (--optimizer
-               olmp-released) and constraint (--constraint batch). Flags given explicitly still win.`;
+               olmp-released), constraint (--constraint batch) and stateful candidate evaluation
+               (--evaluation stateful). Flags given explicitly still win.`;
 
 function defaultFixtures(): string | null {
   const here = dirname(fileURLToPath(import.meta.url));
@@ -67,6 +68,7 @@ const FIXTURE_REFERENCE: Record<string, string> = { 'lenet-300-100': 'lenet30010
 function applyAsReleased(opts: SearchOptions, v: Record<string, unknown>, model: string, fixtures: string | null): void {
   if (v.optimizer === undefined) opts.optimizer = 'olmp-released';
   if (v.rng === undefined) opts.rng = 'numpy';
+  if (v.evaluation === undefined) opts.evaluation = 'stateful';
   if (v['train-order'] === undefined) opts.trainOrder = 'file';
   if (v.constraint === undefined) opts.constraint = 'batch';
   if (v.reference !== undefined) return;
@@ -110,7 +112,15 @@ export async function run(argv: string[]): Promise<number> {
     ...PUBLISHED[model]!.map((p) => ({ ...p, source: p.source })),
     ...(await releasedRows(model, fixtures, backend)),
     {
-      method: `prunus OLMP (${report.optimizer}, ${report.constraint}${opts.rng === 'numpy' ? ', numpy stream' : ''}${opts.trainOrder === 'file' ? ', file order' : ''}${v['as-released'] && v.reference === undefined ? ", authors' reference" : ''}${opts.quick ? ', quick' : ''})`,
+      method: `prunus OLMP (${[
+        report.optimizer,
+        report.constraint,
+        ...(opts.rng === 'numpy' ? ['numpy stream'] : []),
+        ...(opts.trainOrder === 'file' ? ['file order'] : []),
+        ...(opts.evaluation === 'stateful' ? ['stateful'] : []),
+        ...(v['as-released'] && v.reference === undefined ? ["authors' reference"] : []),
+        ...(opts.quick ? ['quick'] : []),
+      ].join(', ')})`,
       compression: report.compression,
       testError: report.testError,
       source: `seed ${report.seed}, ${backend}`,

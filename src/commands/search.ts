@@ -11,6 +11,8 @@ export const usage = `usage: prunus search --model lenet-300-100|lenet-5 [option
 
   --seed S                 run seed (default: the published seed, 961449 / 981118)
   --optimizer O            ncs | olmp-released | random            (default ncs)
+  --evaluation E           stateless (default): every candidate's masks from the search's start state (parallel,
+                           order-free) | stateful: each from the previous candidate's, as the released code
   --rng R                  prunus (default) | numpy: numpy's MT19937 seeded [seed], as the released scripts; with
                            olmp-released it replays their layer selections and search samples draw for draw
   --constraint C           validation | batch                      (default validation)
@@ -65,6 +67,7 @@ export const SEARCH_FLAGS = {
   'split-seed': { type: 'string' },
   'train-order': { type: 'string' },
   rng: { type: 'string' },
+  evaluation: { type: 'string' },
   config: { type: 'string' },
   quick: { type: 'boolean', default: false },
   out: { type: 'string' },
@@ -123,6 +126,7 @@ export function searchOptionsFromFlags(v: Values, model: string): SearchOptions 
   set('splitSeed', num('split-seed', { integer: true }));
   set('trainOrder', v['train-order'] as OlmpConfig['trainOrder'] | undefined);
   set('rng', v.rng as OlmpConfig['rng'] | undefined);
+  set('evaluation', v.evaluation as OlmpConfig['evaluation'] | undefined);
   if (v.quick) opts.quick = true;
   return opts;
 }

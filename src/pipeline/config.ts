@@ -10,6 +10,8 @@ export const OLMP_OPTIMIZERS = ['ncs', 'olmp-released', 'random'] as const;
 export type OlmpOptimizer = (typeof OLMP_OPTIMIZERS)[number];
 export const CONSTRAINTS = ['batch', 'validation'] as const;
 export const RNG_KINDS = ['prunus', 'numpy'] as const;
+export const EVALUATION_MODES = ['stateless', 'stateful'] as const;
+export type EvaluationMode = (typeof EVALUATION_MODES)[number];
 export type RngKind = (typeof RNG_KINDS)[number];
 export type ConstraintMode = (typeof CONSTRAINTS)[number];
 
@@ -26,6 +28,14 @@ export interface OlmpConfig {
    * the released scripts; with --optimizer olmp-released it replays their layer selections and search samples).
    */
   rng: RngKind;
+  /**
+   * How a search's candidates get their masks (DNS hysteresis makes masks depend on the state they are updated from):
+   * 'stateless' (default): each from the masks at the start of the search; the chosen crates are applied to that
+   * state. 'stateful' (the released code, spec §3 and §7.6): each from the previous candidate's masks, in the order
+   * asked; the current net is scored on its masks as they are; the chosen crates are applied to the state the last
+   * candidate left.
+   */
+  evaluation: EvaluationMode;
   /** Model folder of a trained reference; null = train one (cached under results/references/). */
   reference: string | null;
   referenceIterations: number;
@@ -86,6 +96,7 @@ export function defaultConfig(model: string): OlmpConfig {
     splitSeed: 0,
     trainOrder: 'split',
     rng: 'prunus',
+    evaluation: 'stateless',
     seed: PUBLISHED_SEEDS[model] ?? 1,
     reference: null,
     referenceIterations: 10000,
@@ -165,6 +176,7 @@ export function validateConfig(c: OlmpConfig): OlmpConfig {
   if (c.timeBudget !== null) parseNumber('--time-budget', c.timeBudget, { min: 0, exclusiveMin: true });
   if (!(OLMP_OPTIMIZERS as readonly string[]).includes(c.optimizer)) throw new UsageError(`unknown optimizer '${c.optimizer}' (known: ${OLMP_OPTIMIZERS.join(', ')})`);
   if (!(CONSTRAINTS as readonly string[]).includes(c.constraint)) throw new UsageError(`unknown constraint '${c.constraint}' (known: ${CONSTRAINTS.join(', ')})`);
+  if (!(EVALUATION_MODES as readonly string[]).includes(c.evaluation)) throw new UsageError(`unknown --evaluation '${String(c.evaluation)}' (known: ${EVALUATION_MODES.join(', ')})`);
   if (!(RNG_KINDS as readonly string[]).includes(c.rng)) throw new UsageError(`unknown --rng '${String(c.rng)}' (known: ${RNG_KINDS.join(', ')})`);
   if (c.rng === 'numpy') parseNumber('--seed', c.seed, { min: 0, max: 2 ** 32 - 1, integer: true });
   if (!(TRAIN_ORDERS as readonly string[]).includes(c.trainOrder)) throw new UsageError(`unknown --train-order '${String(c.trainOrder)}' (known: ${TRAIN_ORDERS.join(', ')})`);

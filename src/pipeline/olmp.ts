@@ -26,6 +26,7 @@ import { writeJsonAtomic, recoverDir } from '../atomic.js';
 import { initBackend, backendRecord, type BackendInfo, type BackendName } from '../../evaluators/backend.js';
 import { Trainer, evaluateAccuracy, type TrainerState } from '../train/index.js';
 import { createInProcessEvaluator, createPoolEvaluator, type Evaluator } from '../../evaluators/index.js';
+import type { Candidate } from '../../evaluators/types.js';
 import { type EvalResult } from '../../search/index.js';
 import { runStream, selectLayers, searchesAt, searchOptimizer } from './schedule.js';
 import { UsageError } from '../errors.js';
@@ -286,8 +287,11 @@ export async function runOlmp(runDir: string, hooks: PipelineHooks = {}): Promis
       const n = evalSet.count;
       const totalParams = sizeReport(arch, startMasks).params;
       const cratesFor = (x: number[]) => st.crates.map((c, k) => { const j = sel.indexOf(k); return j >= 0 ? x[j]! : c; });
-      // acc0: the current net (all layers at their current crates, as the released code evaluates it).
-      const [e0] = await evaluator.evaluate([{ kind: 'crates', crates: st.crates.slice() }]);
+      // Stateful (the released code): candidates chain their masks from here, and acc0 scores the current masks as
+      // they are. Stateless: acc0 scores all layers at their current crates, every candidate starts from startMasks.
+      const stateful = cfg.evaluation === 'stateful';
+      let state = startMasks;
+      const [e0] = await evaluator.evaluate([stateful ? { kind: 'masks', masks: startMasks } : { kind: 'crates', crates: st.crates.slice() }]);
       const floorCorrect =
         cfg.constraint === 'batch'
           ? Math.ceil((e0!.correct / n - cfg.delta) * n - 1e-9)
@@ -305,7 +309,12 @@ export async function runOlmp(runDir: string, hooks: PipelineHooks = {}): Promis
       let cacheHits = 0;
       while (!opt.done()) {
         const cands = opt.ask();
-        const evals = await evaluator.evaluate(cands.map((c) => ({ kind: 'crates' as const, crates: cratesFor(c.x) })), { minCorrect: floorCorrect });
+        const requests = cands.map((c): Candidate => {
+          if (!stateful) return { kind: 'crates', crates: cratesFor(c.x) };
+          state = masksForCrates(params.layers, state, st.stats, cratesFor(c.x));
+          return { kind: 'masks', masks: state };
+        });
+        const evals = await evaluator.evaluate(requests, { minCorrect: floorCorrect });
         evaluations += evals.length;
         for (const e of evals) {
           if (e.earlyExit) earlyExits++;
@@ -321,10 +330,11 @@ export async function runOlmp(runDir: string, hooks: PipelineHooks = {}): Promis
         sel.forEach((k, j) => (st.crates[k] = best.x[j]!));
         improved = true;
       }
-      // Apply ALL layers at the stored crates, from the state in which the candidates were scored.
-      const out = masksForCrates(params.layers, startMasks, st.stats, st.crates);
+      // Apply ALL layers at the stored crates: stateless, from the state in which the candidates were scored;
+      // stateful, from the state the last candidate left (spec §7.6).
+      const out = masksForCrates(params.layers, stateful ? state : startMasks, st.stats, st.crates);
       const size = sizeReport(arch, out);
-      const [eBest] = await evaluator.evaluate([{ kind: 'crates', crates: st.crates.slice() }]);
+      const [eBest] = await evaluator.evaluate([stateful ? { kind: 'masks', masks: out } : { kind: 'crates', crates: st.crates.slice() }]);
       st.evaluations += evaluations;
       st.searches++;
       emit({
