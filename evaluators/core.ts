@@ -42,7 +42,8 @@ export function resolveCommonOptions(o: CommonEvaluatorOptions): ResolvedOptions
 }
 
 function copyArray<T extends Float32Array | Uint8Array>(a: T, shared: boolean): T {
-  const C = a.constructor as { new (buf: ArrayBufferLike): T; BYTES_PER_ELEMENT: number };
+  // By element type, not a.constructor: a Node Buffer is a Uint8Array whose constructor is the deprecated Buffer().
+  const C = (a instanceof Float32Array ? Float32Array : Uint8Array) as unknown as { new (buf: ArrayBufferLike): T; BYTES_PER_ELEMENT: number };
   const bytes = a.length * C.BYTES_PER_ELEMENT;
   const out = new C(shared ? new SharedArrayBuffer(bytes) : new ArrayBuffer(bytes));
   out.set(a);

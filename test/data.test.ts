@@ -33,6 +33,14 @@ describe('IDX reader', () => {
     const p = join(dir, 'a');
     writeFileSync(p, gzipSync(idx([4], [9, 8, 7, 6])));
     expect([...readIdx(p).data]).toEqual([9, 8, 7, 6]);
+    // A plain Uint8Array (a Buffer's slice() is a view, and copying one by its constructor calls deprecated Buffer()).
+    writeFileSync(join(dir, 'b'), idx([3], [1, 2, 3]));
+    for (const f of ['a', 'b']) {
+      const d = readIdx(join(dir, f)).data;
+      expect(Buffer.isBuffer(d), f).toBe(false);
+      expect(d.constructor).toBe(Uint8Array);
+    }
+    expect([...readIdx(join(dir, 'b')).data]).toEqual([1, 2, 3]);
     expect(() => readIdx(join(dir, 'missing'))).toThrow(/missing data file/);
   });
 });

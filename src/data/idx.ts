@@ -28,7 +28,8 @@ export function parseIdx(buf: Uint8Array, name: string, expectDims?: number): Id
   if (buf.length !== header + count) {
     throw new UsageError(`${name}: file length ${buf.length} does not match its header (dims ${dims.join('x')} need ${header + count} bytes)`);
   }
-  return { dims, data: buf.subarray(header) };
+  // A plain Uint8Array view, not a Node Buffer (whose slice() is a view and whose constructor is deprecated).
+  return { dims, data: new Uint8Array(buf.buffer, buf.byteOffset + header, count) };
 }
 
 /** Reads an IDX file, gunzipping when it is gzipped (by magic bytes, not by name). */
