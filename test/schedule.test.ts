@@ -4,7 +4,11 @@
  */
 import { describe, it, expect } from 'vitest';
 import { resolveConfig } from '../src/pipeline/run.js';
-import { searchSchedule } from '../src/pipeline/schedule.js';
+import { searchSchedule, generationRequests } from '../src/pipeline/schedule.js';
+import { lenet300100 } from '../models/architectures.js';
+import { initParams, onesMasks, type LayerMasks } from '../models/params.js';
+import { magnitudeStats, masksForCrates } from '../models/masks.js';
+import { Rng } from '../src/rng.js';
 
 const asReleased = { rng: 'numpy' as const, optimizer: 'olmp-released' as const, constraint: 'batch' as const };
 const named = (s: { iteration: number; layers: number[] }[], names: string[]) => s.map((e) => `${e.iteration}:${e.layers.map((k) => names[k]).join(',')}`);
@@ -55,5 +59,40 @@ describe('searchSchedule', () => {
   it('rejects an unknown stream and a seed numpy cannot take', () => {
     expect(() => resolveConfig({ model: 'lenet-5', rng: 'mersenne' as never })).toThrow(/unknown --rng 'mersenne'/);
     expect(() => resolveConfig({ model: 'lenet-5', rng: 'numpy', seed: 2 ** 32 })).toThrow(/--seed/);
+  });
+});
+
+describe('generationRequests (how a generation\'s candidates get their masks)', () => {
+  const arch = lenet300100();
+  const params = initParams(arch, new Rng('gen-requests'));
+  const stats = params.layers.map((l) => magnitudeStats(l));
+  const start = onesMasks(arch);
+  // A high crate, then a low one: with hysteresis the second only restores weights above 1.1·T, so its masks depend
+  // on the state it is updated from.
+  const crates = [
+    [1.5, 1.5, 1.5],
+    [0.5, 0.5, 0.5],
+  ];
+  const nonZero = (m: LayerMasks[]) => m.reduce((s, l) => s + l.weight.reduce((a, b) => a + b, 0) + l.bias.reduce((a, b) => a + b, 0), 0);
+
+  it('stateless: crates requests, the state stays the start state', () => {
+    const g = generationRequests('stateless', params.layers, start, stats, crates);
+    expect(g.requests).toEqual(crates.map((c) => ({ kind: 'crates', crates: c })));
+    expect(g.state).toBe(start);
+  });
+
+  it('stateful: each candidate updated from the previous one, the state moves on; differs from stateless under hysteresis', () => {
+    const g = generationRequests('stateful', params.layers, start, stats, crates);
+    const first = masksForCrates(params.layers, start, stats, crates[0]!);
+    const second = masksForCrates(params.layers, first, stats, crates[1]!);
+    expect(g.requests).toEqual([
+      { kind: 'masks', masks: first },
+      { kind: 'masks', masks: second },
+    ]);
+    expect(g.state).toEqual(second);
+    const fromStart = masksForCrates(params.layers, start, stats, crates[1]!);
+    expect(nonZero(second)).toBeLessThan(nonZero(fromStart));
+    // The start state is not modified.
+    expect(nonZero(start)).toBe(266610);
   });
 });

@@ -26,9 +26,8 @@ import { writeJsonAtomic, recoverDir } from '../atomic.js';
 import { initBackend, backendRecord, type BackendInfo, type BackendName } from '../../evaluators/backend.js';
 import { Trainer, evaluateAccuracy, type TrainerState } from '../train/index.js';
 import { createInProcessEvaluator, createPoolEvaluator, type Evaluator } from '../../evaluators/index.js';
-import type { Candidate } from '../../evaluators/types.js';
 import { type EvalResult } from '../../search/index.js';
-import { runStream, selectLayers, searchesAt, searchOptimizer } from './schedule.js';
+import { runStream, selectLayers, searchesAt, searchOptimizer, generationRequests } from './schedule.js';
 import { UsageError } from '../errors.js';
 
 export type Phase = 'reference' | 'pruning' | 'adjusting' | 'done';
@@ -309,11 +308,9 @@ export async function runOlmp(runDir: string, hooks: PipelineHooks = {}): Promis
       let cacheHits = 0;
       while (!opt.done()) {
         const cands = opt.ask();
-        const requests = cands.map((c): Candidate => {
-          if (!stateful) return { kind: 'crates', crates: cratesFor(c.x) };
-          state = masksForCrates(params.layers, state, st.stats, cratesFor(c.x));
-          return { kind: 'masks', masks: state };
-        });
+        const gen = generationRequests(cfg.evaluation, params.layers, state, st.stats, cands.map((c) => cratesFor(c.x)));
+        const requests = gen.requests;
+        state = gen.state;
         const evals = await evaluator.evaluate(requests, { minCorrect: floorCorrect });
         evaluations += evals.length;
         for (const e of evals) {

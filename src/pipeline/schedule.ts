@@ -1,6 +1,6 @@
 /**
  * The data-independent part of the OLMP loop (spec olmp.md §5): which layers are selected at each iteration, when a
- * search runs, and the optimiser each search gets. The pipeline (src/pipeline/olmp.ts) and `searchSchedule` share
+ * search runs, the optimiser each search gets, and how a generation's candidates get their masks. The pipeline (src/pipeline/olmp.ts) and `searchSchedule` share
  * these, so the schedule a run will follow can be computed without data or training.
  */
 import type { OlmpConfig } from './config.js';
@@ -8,6 +8,9 @@ import type { RandomStream } from '../rng.js';
 import { Rng } from '../rng.js';
 import { NumpyRandomState } from '../mt19937.js';
 import { createOptimizer, type EvalResult, type Optimizer, type OptimizerName } from '../../search/index.js';
+import { masksForCrates, type MagnitudeStats } from '../../models/masks.js';
+import type { LayerMasks, LayerParams } from '../../models/params.js';
+import type { Candidate } from '../../evaluators/types.js';
 
 /** The run's stream at its start: prunus's own, or numpy's MT19937 seeded as the released scripts do (`np.random.seed([seed])`). */
 export function runStream(cfg: Pick<OlmpConfig, 'rng' | 'seed'>): RandomStream {
@@ -68,4 +71,26 @@ export function searchSchedule(cfg: OlmpConfig): { iteration: number; layers: nu
     out.push({ iteration: t, layers: sel });
   }
   return out;
+}
+
+/**
+ * The evaluator requests of one generation of a search, and the mask state after it. Stateless: every candidate is
+ * its crates, built by the evaluator from the search's start state (which stays the state). Stateful (the released
+ * code): each candidate's masks are updated from the previous candidate's (all layers, DNS hysteresis), in order, and
+ * the state moves on with them.
+ */
+export function generationRequests(
+  mode: OlmpConfig['evaluation'],
+  layers: LayerParams[],
+  state: LayerMasks[],
+  stats: MagnitudeStats[],
+  crates: readonly (number | null)[][],
+): { requests: Candidate[]; state: LayerMasks[] } {
+  if (mode !== 'stateful') return { requests: crates.map((c) => ({ kind: 'crates', crates: c.slice() })), state };
+  const requests: Candidate[] = [];
+  for (const c of crates) {
+    state = masksForCrates(layers, state, stats, c);
+    requests.push({ kind: 'masks', masks: state });
+  }
+  return { requests, state };
 }
