@@ -55,6 +55,9 @@ const CHOICES: Record<string, readonly string[]> = {
   constraint: ['batch', 'validation'],
   backend: ['auto', 'webgpu', 'tensorflow', 'wasm', 'cpu'],
   dataset: ['mnist', 'fashion-mnist'],
+  'train-order': ['split', 'file'],
+  rng: ['prunus', 'numpy'],
+  evaluation: ['stateless', 'stateful'],
 };
 const INTEGER_FLAGS = new Set([
   'seed',

@@ -239,7 +239,7 @@ function acquireLock(dir: string): Lock {
 /** Runs with the same reference key would train the same reference model; they are not started side by side. */
 function referenceKey(flags: Flags): string | null {
   if (flags.reference !== undefined) return null;
-  const k = ['model', 'seed', 'dataset', 'split-seed', 'reference-iterations', 'batch-size', 'quick', 'backend', 'data-dir'];
+  const k = ['model', 'seed', 'dataset', 'split-seed', 'train-order', 'reference-iterations', 'batch-size', 'quick', 'backend', 'data-dir'];
   return JSON.stringify(k.map((x) => flags[x] ?? null));
 }
 
