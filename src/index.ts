@@ -10,7 +10,9 @@ export { defaultConfig, quickPreset, type OlmpConfig, PUBLISHED_SEEDS } from './
 export { PUBLISHED } from './pipeline/published.js';
 export { Trainer, evaluateAccuracy, type TrainerState, type SolverOptions } from './train/index.js';
 export { loadDataset, type Dataset, type ImageSet } from './data/datasets.js';
-export { Rng } from './rng.js';
+export { Rng, restoreStream, type RandomStream, type StreamState } from './rng.js';
+export { NumpyRandomState } from './mt19937.js';
+export { searchSchedule } from './pipeline/schedule.js';
 export { UsageError } from './errors.js';
 export { initBackend, describeBackend, type BackendInfo, type BackendName } from '../evaluators/backend.js';
 export { createInProcessEvaluator, createPoolEvaluator, type Evaluator, type Evaluation, type Candidate } from '../evaluators/index.js';
