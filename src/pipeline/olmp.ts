@@ -21,7 +21,7 @@ import { initParams, onesMasks, sizeReport, cloneMasks, type ModelParams, type L
 import { magnitudeStats, masksForCrates, type MagnitudeStats } from '../../models/masks.js';
 import { saveModel, loadModel } from '../../models/io.js';
 import { loadDataset, type Dataset, type ImageSet } from '../data/datasets.js';
-import { Rng, restoreStream, type RandomStream, type StreamState } from '../rng.js';
+import { Rng, restoreStream, type StreamState } from '../rng.js';
 import { writeJsonAtomic, recoverDir } from '../atomic.js';
 import { initBackend, backendRecord, type BackendInfo, type BackendName } from '../../evaluators/backend.js';
 import { Trainer, evaluateAccuracy, type TrainerState } from '../train/index.js';
@@ -202,7 +202,7 @@ export async function runOlmp(runDir: string, hooks: PipelineHooks = {}): Promis
   try {
     // ---- reference -------------------------------------------------------------------------------------------
     if (st.phase === 'reference') {
-      const ref = await obtainReference(cfg, runCfg, arch, data, backend, rng, st, () => trainer, (t) => (trainer = t), checkpoint, hooks, elapsed, timeBudgetMs);
+      const ref = await obtainReference(cfg, runCfg, arch, data, backend, st, () => trainer, (t) => (trainer = t), checkpoint, hooks, elapsed, timeBudgetMs);
       (trainer as Trainer | null)?.dispose();
       trainer = null;
       st.reference = ref;
@@ -418,7 +418,6 @@ async function obtainReference(
   arch: Architecture,
   data: Dataset,
   backend: BackendInfo,
-  rng: RandomStream,
   st: RunState,
   getTrainer: () => Trainer | null,
   setTrainer: (t: Trainer) => void,
@@ -456,7 +455,6 @@ async function obtainReference(
     if (st.iteration % 25 === 0) hooks.onProgress?.({ phase: 'reference', iteration: st.iteration, total: cfg.referenceIterations, compression: 1, accuracy: NaN });
     if (st.iteration % (cfg.checkpointPeriod * 2) === 0 && st.iteration < cfg.referenceIterations) checkpoint();
   }
-  void rng;
   const params = trainer.getParams();
   mkdirSync(join(runCfg.resultsRoot, 'references'), { recursive: true });
   saveModel(cache, { arch, params, masks: onesMasks(arch) }, { meta: { seed: cfg.seed, iterations: cfg.referenceIterations, backend: backendRecord(backend) } });
