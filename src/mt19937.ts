@@ -7,6 +7,8 @@
  * Same interface as `Rng` (uniform, normal, uint32, state); the whole state serialises to JSON.
  */
 
+import { polarPair } from './gaussian.js';
+
 const N = 624;
 const M = 397;
 
@@ -135,14 +137,8 @@ export class NumpyRandomState {
       this.gauss = null;
       return g;
     }
-    let x1: number, x2: number, r2: number;
-    do {
-      x1 = 2 * this.uniform() - 1;
-      x2 = 2 * this.uniform() - 1;
-      r2 = x1 * x1 + x2 * x2;
-    } while (r2 >= 1 || r2 === 0);
-    const f = Math.sqrt((-2 * Math.log(r2)) / r2);
-    this.gauss = f * x1;
-    return f * x2;
+    const [a, b] = polarPair(() => this.uniform());
+    this.gauss = a;
+    return b;
   }
 }

@@ -1,5 +1,6 @@
 import seedrandom from 'seedrandom';
 import { NumpyRandomState, type Mt19937State } from './mt19937.js';
+import { polarPair } from './gaussian.js';
 
 /** Serialisable state of an {@link Rng}: the generator's internal state and the cached Gaussian spare. */
 export interface RngState {
@@ -45,15 +46,9 @@ export class Rng {
       this.spare = null;
       return s;
     }
-    let u: number, v: number, s: number;
-    do {
-      u = 2 * this.uniform() - 1;
-      v = 2 * this.uniform() - 1;
-      s = u * u + v * v;
-    } while (s >= 1 || s === 0);
-    const f = Math.sqrt((-2 * Math.log(s)) / s);
-    this.spare = v * f;
-    return u * f;
+    const [a, b] = polarPair(() => this.uniform());
+    this.spare = b;
+    return a;
   }
 
   /** Integer in [0, n). */
