@@ -20,7 +20,7 @@
  * and conv kernels clear them); here they are flagged as not computed and every reader skips them.
  */
 import type { ConvTaps, DenseCsr, JsStep, PoolPlan, Shape3 } from './sparse.js';
-import { denseColumns, finishRows, initRows } from './sparse.js';
+import { denseColumns, finishRows, initRows, windowMax } from './sparse.js';
 import type { ColumnKernels } from './simd.js';
 
 /** Images per chunk (measured: see evaluators/README.md). */
@@ -410,17 +410,7 @@ function poolChannel(K: ColumnKernels, ps: PoolStep, x: Float64Array, xb: number
         if (fast) K.pool4(y, yo, x, ib, ib + c, ib + row, ib + row + c, c);
         else K.pool4s(y, yo, x, ib, ib + c, ib + row, ib + row + c, c);
       } else {
-        for (let j = 0; j < c; j++) {
-          let m = x[ib + j]!;
-          for (let dy = 0; dy < k; dy++) {
-            const r = ib + dy * W * c + j;
-            for (let dx = dy === 0 ? 1 : 0; dx < k; dx++) {
-              const v = x[r + dx * c]!;
-              m = v > m ? v : m;
-            }
-          }
-          y[yo + j] = m;
-        }
+        for (let j = 0; j < c; j++) y[yo + j] = windowMax(x, ib + j, k, W * c, c);
       }
       if (units) {
         let any = 0;

@@ -547,6 +547,22 @@ export function compileMaxPool(op: MaxPoolOp, inShape: Shape3, live?: Live): JsS
 }
 
 /** Max pooling over the live channels only (the others are never read downstream). */
+/**
+ * Max of the k×k window whose first element is x[i], rows `row` apart and columns `col` apart: m = first, then
+ * m = v > m ? v : m over the rest in row order (the general max-pool order, shared by the per-image and column kernels).
+ */
+export function windowMax(x: Float64Array, i: number, k: number, row: number, col: number): number {
+  let m = x[i]!;
+  for (let dy = 0; dy < k; dy++) {
+    const r = i + dy * row;
+    for (let dx = dy === 0 ? 1 : 0; dx < k; dx++) {
+      const v = x[r + dx * col]!;
+      m = v > m ? v : m;
+    }
+  }
+  return m;
+}
+
 function maxPoolKernel(x: Float64Array, y: Float64Array, W: number, C: number, Ho: number, Wo: number, k: number, s: number, liveC: Int32Array): void {
   const nLive = liveC.length;
   if (k === 2 && s === 2 && 2 * nLive >= C) {
@@ -576,15 +592,7 @@ function maxPoolKernel(x: Float64Array, y: Float64Array, W: number, C: number, H
       const ib = (oy * s * W + ox * s) * C;
       for (let j = 0; j < nLive; j++) {
         const c = liveC[j]!;
-        let m = x[ib + c]!;
-        for (let dy = 0; dy < k; dy++) {
-          const r = ib + dy * W * C + c;
-          for (let dx = dy === 0 ? 1 : 0; dx < k; dx++) {
-            const v = x[r + dx * C]!;
-            m = v > m ? v : m;
-          }
-        }
-        y[ob + c] = m;
+        y[ob + c] = windowMax(x, ib + c, k, W * C, C);
       }
     }
   }
