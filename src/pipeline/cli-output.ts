@@ -1,16 +1,16 @@
 /** How the pipeline commands talk to a terminal: progress on stderr (src/progress.ts), the final report on stdout. */
 import type { OlmpReport, PipelineHooks } from './olmp.js';
-import { createProgress, type Progress } from '../progress.js';
+import { createProgress, type Progress, type ProgressOptions } from '../progress.js';
 
 /**
  * Progress of a search/resume/reproduce run: a live bar on a terminal, otherwise a plain line at most every 10 s and
  * at each phase change; each search and phase change is a line of its own.
  */
-export function pipelineProgress(json: boolean, opts: { stream?: NodeJS.WritableStream & { isTTY?: boolean }; intervalMs?: number } = {}): { hooks: PipelineHooks; stop(): void } {
+export function pipelineProgress(json: boolean, opts: Pick<ProgressOptions, 'stream' | 'intervalMs'> = {}): { hooks: PipelineHooks; stop(): void } {
   let bar: Progress | null = null;
   let total = -1;
   const display = (t: number): Progress => {
-    if (!bar) bar = createProgress({ total: t, label: 'prunus', json, ...(opts.stream ? { stream: opts.stream as never } : {}), ...(opts.intervalMs !== undefined ? { intervalMs: opts.intervalMs } : {}) });
+    if (!bar) bar = createProgress({ ...opts, total: t, label: 'prunus', json });
     if (t !== total) bar.setTotal(t);
     total = t;
     return bar;
