@@ -288,6 +288,7 @@ export async function runOlmp(runDir: string, hooks: PipelineHooks = {}): Promis
       const cratesFor = (x: number[]) => st.crates.map((c, k) => { const j = sel.indexOf(k); return j >= 0 ? x[j]! : c; });
       // Stateful (the released code): candidates chain their masks from here, and acc0 scores the current masks as
       // they are. Stateless: acc0 scores all layers at their current crates, every candidate starts from startMasks.
+      // (Crates requests where possible: the evaluator's cache knows them exactly.)
       const stateful = cfg.evaluation === 'stateful';
       let state = startMasks;
       const [e0] = await evaluator.evaluate([stateful ? { kind: 'masks', masks: startMasks } : { kind: 'crates', crates: st.crates.slice() }]);
@@ -309,9 +310,8 @@ export async function runOlmp(runDir: string, hooks: PipelineHooks = {}): Promis
       while (!opt.done()) {
         const cands = opt.ask();
         const gen = generationRequests(cfg.evaluation, params.layers, state, st.stats, cands.map((c) => cratesFor(c.x)));
-        const requests = gen.requests;
         state = gen.state;
-        const evals = await evaluator.evaluate(requests, { minCorrect: floorCorrect });
+        const evals = await evaluator.evaluate(gen.requests, { minCorrect: floorCorrect });
         evaluations += evals.length;
         for (const e of evals) {
           if (e.earlyExit) earlyExits++;
@@ -327,9 +327,9 @@ export async function runOlmp(runDir: string, hooks: PipelineHooks = {}): Promis
         sel.forEach((k, j) => (st.crates[k] = best.x[j]!));
         improved = true;
       }
-      // Apply ALL layers at the stored crates: stateless, from the state in which the candidates were scored;
-      // stateful, from the state the last candidate left (spec §7.6).
-      const out = masksForCrates(params.layers, stateful ? state : startMasks, st.stats, st.crates);
+      // Apply ALL layers at the stored crates to `state`: stateless, still the state the candidates were scored from;
+      // stateful, the state the last candidate left (spec §7.6).
+      const out = masksForCrates(params.layers, state, st.stats, st.crates);
       const size = sizeReport(arch, out);
       const [eBest] = await evaluator.evaluate([stateful ? { kind: 'masks', masks: out } : { kind: 'crates', crates: st.crates.slice() }]);
       st.evaluations += evaluations;
