@@ -147,6 +147,11 @@ export function quickPreset(model: string): Partial<OlmpConfig> {
   };
 }
 
+/** Throws "unknown <what> '<value>' (known: ...)" unless value is one of choices. */
+function oneOf(what: string, value: unknown, choices: readonly string[]): void {
+  if (!choices.includes(value as string)) throw new UsageError(`unknown ${what} '${String(value)}' (known: ${choices.join(', ')})`);
+}
+
 /** Checks a whole config; throws a one-line UsageError naming the field. */
 export function validateConfig(c: OlmpConfig): OlmpConfig {
   const arch = getArchitecture(c.model);
@@ -174,12 +179,12 @@ export function validateConfig(c: OlmpConfig): OlmpConfig {
   if (c.targetCompression !== null) parseNumber('--target-compression', c.targetCompression, { min: 1 });
   if (c.maxParams !== null) parseNumber('--max-params', c.maxParams, { min: 1, integer: true });
   if (c.timeBudget !== null) parseNumber('--time-budget', c.timeBudget, { min: 0, exclusiveMin: true });
-  if (!(OLMP_OPTIMIZERS as readonly string[]).includes(c.optimizer)) throw new UsageError(`unknown optimizer '${c.optimizer}' (known: ${OLMP_OPTIMIZERS.join(', ')})`);
-  if (!(CONSTRAINTS as readonly string[]).includes(c.constraint)) throw new UsageError(`unknown constraint '${c.constraint}' (known: ${CONSTRAINTS.join(', ')})`);
-  if (!(EVALUATION_MODES as readonly string[]).includes(c.evaluation)) throw new UsageError(`unknown --evaluation '${String(c.evaluation)}' (known: ${EVALUATION_MODES.join(', ')})`);
-  if (!(RNG_KINDS as readonly string[]).includes(c.rng)) throw new UsageError(`unknown --rng '${String(c.rng)}' (known: ${RNG_KINDS.join(', ')})`);
+  oneOf('optimizer', c.optimizer, OLMP_OPTIMIZERS);
+  oneOf('constraint', c.constraint, CONSTRAINTS);
+  oneOf('--evaluation', c.evaluation, EVALUATION_MODES);
+  oneOf('--rng', c.rng, RNG_KINDS);
   if (c.rng === 'numpy') parseNumber('--seed', c.seed, { min: 0, max: 2 ** 32 - 1, integer: true });
-  if (!(TRAIN_ORDERS as readonly string[]).includes(c.trainOrder)) throw new UsageError(`unknown --train-order '${String(c.trainOrder)}' (known: ${TRAIN_ORDERS.join(', ')})`);
+  oneOf('--train-order', c.trainOrder, TRAIN_ORDERS);
   check(
     c.trainOrder !== 'file' || c.constraint === 'batch',
     '--train-order file trains on the validation images too, so it needs --constraint batch (the validation constraint would judge on trained images)',
