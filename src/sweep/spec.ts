@@ -12,6 +12,8 @@
  */
 import { createHash } from 'node:crypto';
 import { UsageError } from '../errors.js';
+import { OLMP_OPTIMIZERS, CONSTRAINTS, RNG_KINDS, EVALUATION_MODES } from '../pipeline/config.js';
+import { TRAIN_ORDERS } from '../data/datasets.js';
 
 export type FlagValue = string | number | boolean;
 export type Flags = Record<string, FlagValue>;
@@ -51,13 +53,13 @@ const RESERVED: Record<string, string> = {
 /** What `prunus search` accepts (the run-directory contract); used to check values before anything runs. */
 const CHOICES: Record<string, readonly string[]> = {
   model: ['lenet-300-100', 'lenet-5'],
-  optimizer: ['ncs', 'olmp-released', 'random'],
-  constraint: ['batch', 'validation'],
+  optimizer: OLMP_OPTIMIZERS,
+  constraint: CONSTRAINTS,
   backend: ['auto', 'webgpu', 'tensorflow', 'wasm', 'cpu'],
   dataset: ['mnist', 'fashion-mnist'],
-  'train-order': ['split', 'file'],
-  rng: ['prunus', 'numpy'],
-  evaluation: ['stateless', 'stateful'],
+  'train-order': TRAIN_ORDERS,
+  rng: RNG_KINDS,
+  evaluation: EVALUATION_MODES,
 };
 const INTEGER_FLAGS = new Set([
   'seed',
