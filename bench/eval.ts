@@ -26,13 +26,13 @@ import { Worker } from 'node:worker_threads';
 import { existsSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { UsageError, parseNumber } from '../src/errors.js';
-import { Rng } from '../src/rng.js';
-import { loadDataset, type ImageSet } from '../src/data/datasets.js';
+import { UsageError, parseNumber } from '../foundation/errors.js';
+import { Rng } from '../foundation/rng.js';
+import { loadDataset, type ImageSet } from '../foundation/data/datasets.js';
 import { getArchitecture, layerStats, type Architecture } from '../models/architectures.js';
 import { initParams, type LayerMasks, type ModelParams } from '../models/params.js';
 import { magnitudeStats } from '../models/masks.js';
-import { initBackend, parseBackendName, describeBackend } from '../evaluators/backend.js';
+import { initBackend, parseBackendName, describeBackend } from '../backends/backend.js';
 import { createInProcessEvaluator, createPoolEvaluator, evaluateMasks, pathsFor, type Candidate, type Evaluator, type PathMode, type EvaluationContext } from '../evaluators/index.js';
 import { loadReleasedModel } from '../evaluators/released.js';
 

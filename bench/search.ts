@@ -10,7 +10,7 @@
  * sigma0 = sigma-frac × box width (0.1 is the NCS-C default (ub−lb)/N with N = 10).
  */
 import { pathToFileURL } from 'node:url';
-import { UsageError, parseNumber } from '../src/errors.js';
+import { UsageError, parseNumber } from '../foundation/errors.js';
 import { BENCHMARK_NAMES, makeProblem, type BenchmarkName } from '../search/benchmarks.js';
 import { OPTIMIZER_NAMES, createOptimizer, runOptimizerSync, type OptimizerName } from '../search/index.js';
 import { median, quantile } from '../search/stats.js';

@@ -7,18 +7,18 @@
  *                   closer to the unloaded step time), imagesPerSec (training),
  *                   inferenceImagesPerSec (evaluateAccuracy over 10,000 test images in batches of 1,000);
  *  - kind 'kernel' (wasm only): Conv2DBackpropFilter at LeNet-5's two conv shapes (batch 64), ms per call, for the
- *                   XNNPACK-conv kernel of evaluators/kernels/wasm.ts and, with --fallback, for the copy-to-cpu
+ *                   XNNPACK-conv kernel of backends/kernels/wasm.ts and, with --fallback, for the copy-to-cpu
  *                   fallback (the tfjs cpu kernel; slow: tens of seconds per call).
  */
 import * as tf from '@tensorflow/tfjs';
 import { parseFlags, COMMON_FLAGS } from '../src/cli-args.js';
-import { parseNumber, UsageError } from '../src/errors.js';
-import { initBackend, parseBackendName, describeBackend, backendRecord } from '../evaluators/backend.js';
-import { setConv2DBackpropFilterImpl, type Conv2DBackpropFilterImpl } from '../evaluators/kernels/wasm.js';
+import { parseNumber, UsageError } from '../foundation/errors.js';
+import { initBackend, parseBackendName, describeBackend, backendRecord } from '../backends/backend.js';
+import { setConv2DBackpropFilterImpl, type Conv2DBackpropFilterImpl } from '../backends/kernels/wasm.js';
 import { getArchitecture } from '../models/architectures.js';
 import { initParams } from '../models/params.js';
-import { loadDataset } from '../src/data/datasets.js';
-import { Rng } from '../src/rng.js';
+import { loadDataset } from '../foundation/data/datasets.js';
+import { Rng } from '../foundation/rng.js';
 import { Trainer, evaluateAccuracy } from '../src/train/index.js';
 
 const FLAGS = {

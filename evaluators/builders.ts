@@ -9,7 +9,7 @@ import { dirname, join, relative, resolve, sep } from 'node:path';
 import { masksForCrates, threshold } from '../models/masks.js';
 import { prunableOps, weightShape, biasLength } from '../models/architectures.js';
 import type { LayerMasks } from '../models/params.js';
-import { UsageError } from '../src/errors.js';
+import { UsageError } from '../foundation/errors.js';
 import type { Candidate, CratesCandidate, EvaluationContext, MaskBuilder, MasksCandidate, PreparedContext } from './types.js';
 
 const registry = new Map<string, MaskBuilder<{ kind: string }>>();

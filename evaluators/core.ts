@@ -3,7 +3,7 @@
  * de-duplication, and turning raw counts into Evaluations. Subclasses only run jobs.
  */
 import type { LayerMasks } from '../models/params.js';
-import { UsageError } from '../src/errors.js';
+import { UsageError } from '../foundation/errors.js';
 import { getMaskBuilder, hashMasks, prepareContext, validateContext } from './builders.js';
 import type { RawEvaluation } from './engine.js';
 import type { Candidate, CommonEvaluatorOptions, EvaluateOptions, Evaluation, EvaluationContext, MaskBuilder, PathMode, PreparedContext } from './types.js';

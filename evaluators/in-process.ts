@@ -2,7 +2,7 @@
  * In-process evaluator: runs the hot path (engine.ts) on the calling thread's tfjs backend. Used by the pipeline
  * with --workers 0, by tests, and as the reference the pool must match.
  */
-import { initBackend, currentBackend, type BackendInfo, type BackendName } from './backend.js';
+import { initBackend, currentBackend, type BackendInfo, type BackendName } from '../backends/backend.js';
 import { buildMasks } from './builders.js';
 import { EvaluatorCore, copyContext, resolveCommonOptions, type Job, type ResolvedOptions } from './core.js';
 import { evaluateMasks, type RawEvaluation } from './engine.js';

@@ -8,7 +8,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { getArchitecture, prunableOps, type Architecture } from '../models/architectures.js';
 import { onesMasks, type LayerMasks, type ModelParams } from '../models/params.js';
-import { UsageError } from '../src/errors.js';
+import { UsageError } from '../foundation/errors.js';
 
 export const RELEASED_FOLDERS = ['lenet300100-reference', 'lenet300100-compressed', 'lenet5-reference', 'lenet5-compressed'] as const;
 export type ReleasedFolder = (typeof RELEASED_FOLDERS)[number];

@@ -8,8 +8,8 @@
 import type { Architecture } from '../models/architectures.js';
 import type { ModelParams, LayerMasks } from '../models/params.js';
 import type { MagnitudeStats } from '../models/masks.js';
-import type { ImageSet } from '../src/data/datasets.js';
-import type { BackendInfo } from './backend.js';
+import type { ImageSet } from '../foundation/data/datasets.js';
+import type { BackendInfo } from '../backends/backend.js';
 
 export interface EvaluationContext {
   arch: Architecture;

@@ -5,7 +5,7 @@
  */
 import { BroadcastChannel } from 'node:worker_threads';
 import { workerData as piscinaWorkerData } from 'piscina';
-import { initBackend, type BackendInfo } from './backend.js';
+import { initBackend, type BackendInfo } from '../backends/backend.js';
 import { buildMasks } from './builders.js';
 import { evaluateMasks, type RawEvaluation } from './engine.js';
 import type { ChannelMessage, PoolTask, PoolWorkerData } from './protocol.js';

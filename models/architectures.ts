@@ -4,7 +4,7 @@
  *   dense kernel [in, out], conv2d kernel [kh, kw, in, out], bias [out].
  * Activations are NHWC; `flatten` flattens H,W,C (tfjs order).
  */
-import { UsageError } from '../src/errors.js';
+import { UsageError } from '../foundation/errors.js';
 
 export type Activation = 'linear' | 'relu';
 

@@ -8,7 +8,7 @@
  */
 import { type Architecture, type PrunableOp, prunableOps, layerStats, weightShape } from './architectures.js';
 import type { ModelParams, LayerMasks } from './params.js';
-import { UsageError } from '../src/errors.js';
+import { UsageError } from '../foundation/errors.js';
 
 /** One consumer of a group's channels: prunable layer `layer` reads them as input. */
 export interface ConsumerSlice {

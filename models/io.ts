@@ -9,8 +9,8 @@ import type { Architecture } from './architectures.js';
 import { prunableOps, weightShape, biasLength } from './architectures.js';
 import { batchNormOps, type PrunableModel, type ModelParams, type LayerMasks } from './params.js';
 import type { MagnitudeStats } from './masks.js';
-import { UsageError } from '../src/errors.js';
-import { writeDirAtomic, recoverDir } from '../src/atomic.js';
+import { UsageError } from '../foundation/errors.js';
+import { writeDirAtomic, recoverDir } from '../foundation/atomic.js';
 
 export const MODEL_FORMAT = 'prunus-model';
 export const MODEL_FORMAT_VERSION = 1;

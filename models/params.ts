@@ -3,7 +3,7 @@
  * (dense [in,out], conv [kh,kw,in,out]). Pure data: no tensors live here.
  */
 import { type Architecture, prunableOps, weightShape, biasLength, fanIn, layerStats, type BatchNormOp } from './architectures.js';
-import type { Rng } from '../src/rng.js';
+import type { Rng } from '../foundation/rng.js';
 
 export interface LayerParams {
   weight: Float32Array;

@@ -1,4 +1,4 @@
-import { Rng, restoreStream, type RandomStream } from '../src/rng.js';
+import { Rng, restoreStream, type RandomStream } from '../foundation/rng.js';
 import { checkResult, compareResults, copyResult, decodeResult, encodeResult } from './compare.js';
 import { optionsToJson } from './options.js';
 import type {

@@ -3,7 +3,7 @@
  * shifted away from the centre of the box (a fixed, seeded shift per function and dimension), so starting at
  * the centre is not trivially optimal. All have minimum value 0 at the shift.
  */
-import { Rng } from '../src/rng.js';
+import { Rng } from '../foundation/rng.js';
 import type { Bounds, EvalResult } from './types.js';
 
 export type BenchmarkName = 'sphere' | 'rastrigin' | 'ackley';

@@ -2,7 +2,7 @@
  * Derivative-free optimisers behind one ask/tell interface: NCS-C, the released OLMP search, random search
  * and a (1+1)-ES. See search/README.md.
  */
-import { UsageError } from '../src/errors.js';
+import { UsageError } from '../foundation/errors.js';
 import { NcsOptimizer } from './ncs.js';
 import { OlmpReleasedOptimizer } from './olmp-released.js';
 import { OnePlusOne } from './one-plus-one.js';

@@ -1,4 +1,4 @@
-import { UsageError } from '../src/errors.js';
+import { UsageError } from '../foundation/errors.js';
 import { BaseOptimizer } from './base.js';
 import { compareResults, decodeResult, encodeResult } from './compare.js';
 import {

@@ -1,4 +1,4 @@
-import { UsageError } from '../src/errors.js';
+import { UsageError } from '../foundation/errors.js';
 import { BaseOptimizer } from './base.js';
 import { LAMBDA_RANGE, clampToBounds, lambdaSigmaAfter } from './ncs-math.js';
 import type { EvalResult, InitKind, OlmpReleasedAlgoState, OlmpReleasedState, ResolvedOptions } from './types.js';

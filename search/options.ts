@@ -1,4 +1,4 @@
-import { UsageError } from '../src/errors.js';
+import { UsageError } from '../foundation/errors.js';
 import { checkResult, decodeResult, encodeResult } from './compare.js';
 import type { EvalResult, OptimizerName, OptimizerOptions, ResolvedOptions, ResolvedOptionsJson } from './types.js';
 import { OPTIMIZER_NAMES } from './types.js';

@@ -1,4 +1,4 @@
-import type { RandomStream, StreamState } from '../src/rng.js';
+import type { RandomStream, StreamState } from '../foundation/rng.js';
 
 /** Outcome of evaluating one candidate. Minimisation; `violation` is 0 when feasible and > 0 otherwise. */
 export interface EvalResult {

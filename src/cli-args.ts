@@ -1,6 +1,6 @@
 /** Flag parsing shared by every command: node's util.parseArgs in strict mode, errors turned into one-line UsageErrors. */
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { UsageError } from './errors.js';
+import { UsageError } from '../foundation/errors.js';
 
 export type FlagSpec = NonNullable<ParseArgsConfig['options']>;
 

@@ -3,7 +3,7 @@
  * `run(argv: string[]): Promise<number>` plus a one-line `summary`.
  * Bad input → one line on stderr, exit code 2, no stack trace.
  */
-import { UsageError } from './errors.js';
+import { UsageError } from '../foundation/errors.js';
 
 interface CommandModule {
   summary: string;

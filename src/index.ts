@@ -9,12 +9,12 @@ export { runOlmp, type OlmpReport, type OlmpEvent, type LogEvent, type SearchEve
 export { defaultConfig, quickPreset, type OlmpConfig, PUBLISHED_SEEDS } from './pipeline/config.js';
 export { PUBLISHED } from './pipeline/published.js';
 export { Trainer, evaluateAccuracy, type TrainerState, type SolverOptions } from './train/index.js';
-export { loadDataset, type Dataset, type ImageSet } from './data/datasets.js';
-export { Rng, restoreStream, type RandomStream, type StreamState } from './rng.js';
-export { NumpyRandomState } from './mt19937.js';
+export { loadDataset, type Dataset, type ImageSet } from '../foundation/data/datasets.js';
+export { Rng, restoreStream, type RandomStream, type StreamState } from '../foundation/rng.js';
+export { NumpyRandomState } from '../foundation/mt19937.js';
 export { searchSchedule } from './pipeline/schedule.js';
-export { UsageError } from './errors.js';
-export { initBackend, describeBackend, type BackendInfo, type BackendName } from '../evaluators/backend.js';
+export { UsageError } from '../foundation/errors.js';
+export { initBackend, describeBackend, type BackendInfo, type BackendName } from '../backends/backend.js';
 export { createInProcessEvaluator, createPoolEvaluator, type Evaluator, type Evaluation, type Candidate } from '../evaluators/index.js';
 export { createOptimizer, restoreOptimizer, runOptimizer, compareResults, type Optimizer, type OptimizerName, type EvalResult } from '../search/index.js';
 export { getArchitecture, registerArchitecture, layerStats, type Architecture } from '../models/architectures.js';

@@ -8,7 +8,7 @@ import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync 
 import { basename, dirname, join, resolve } from 'node:path';
 import { createRequire } from 'node:module';
 import * as tf from '@tensorflow/tfjs';
-import { UsageError } from './errors.js';
+import { UsageError } from '../foundation/errors.js';
 
 /** The results root: $PRUNUS_RESULTS, else ./results (relative to the working directory). */
 export function resultsRoot(): string {

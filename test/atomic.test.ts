@@ -2,7 +2,7 @@ import { describe, it, expect, beforeEach, afterEach } from 'vitest';
 import { mkdtempSync, rmSync, readFileSync, readdirSync, renameSync, mkdirSync, writeFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { writeDirAtomic, recoverDir, writeFileAtomic } from '../src/atomic.js';
+import { writeDirAtomic, recoverDir, writeFileAtomic } from '../foundation/atomic.js';
 
 // A pid no process has (Linux pid_max is at most 2^22).
 const DEAD_PID = 4_194_304 + 12_345;
@@ -97,7 +97,7 @@ describe('loadModel after a kill inside saveModel', () => {
     const { lenet300100 } = await import('../models/architectures.js');
     const { initParams, onesMasks } = await import('../models/params.js');
     const { saveModel, loadModel } = await import('../models/io.js');
-    const { Rng } = await import('../src/rng.js');
+    const { Rng } = await import('../foundation/rng.js');
     const arch = lenet300100();
     const params = initParams(arch, new Rng(3));
     const d = join(root, 'ref');

@@ -18,9 +18,9 @@ import {
   finishBackend,
   BACKEND_NAMES,
   type NativeLoader,
-} from '../evaluators/backend.js';
-import { isSoftwareAdapter } from '../evaluators/webgpu.js';
-import { UsageError } from '../src/errors.js';
+} from '../backends/backend.js';
+import { isSoftwareAdapter } from '../backends/webgpu.js';
+import { UsageError } from '../foundation/errors.js';
 
 afterAll(async () => {
   await finishBackend({ destroy: true });

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
-import { initBackend } from '../evaluators/backend.js';
+import { initBackend } from '../backends/backend.js';
 import { getArchitecture, layerStats, type Architecture } from '../models/architectures.js';
 import { vggBn } from '../models/zoo-cnn.js';
 import { initParams, type ModelParams } from '../models/params.js';
@@ -29,9 +29,9 @@ import {
   type ChannelMasks,
 } from '../models/channels.js';
 import { slimModel, toLayersModel } from '../models/slim.js';
-import { Rng } from '../src/rng.js';
-import { UsageError } from '../src/errors.js';
-import type { ImageSet } from '../src/data/datasets.js';
+import { Rng } from '../foundation/rng.js';
+import { UsageError } from '../foundation/errors.js';
+import type { ImageSet } from '../foundation/data/datasets.js';
 import { conv2dForwardConvGrads, netForward, batchNormTrain } from '../src/channels/net.js';
 import { diScores, gfbsScores, l1Scores, randomScores, diBatchScore } from '../src/channels/scorers.js';
 import { dcpScores, trainHeads, greedySelect, dcpHeadPoints, DCP_DEFAULTS } from '../src/channels/dcp.js';

@@ -3,9 +3,9 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
-import { parseIdx, readIdx } from '../src/data/idx.js';
-import { loadDataset } from '../src/data/datasets.js';
-import { UsageError } from '../src/errors.js';
+import { parseIdx, readIdx } from '../foundation/data/idx.js';
+import { loadDataset } from '../foundation/data/datasets.js';
+import { UsageError } from '../foundation/errors.js';
 
 function idx(dims: number[], data: number[]): Uint8Array {
   const header = new Uint8Array(4 + 4 * dims.length);

@@ -8,12 +8,12 @@ import { existsSync, readdirSync, statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
-import { loadDataset, subset, type ImageSet } from '../src/data/datasets.js';
-import { Rng } from '../src/rng.js';
+import { loadDataset, subset, type ImageSet } from '../foundation/data/datasets.js';
+import { Rng } from '../foundation/rng.js';
 import { magnitudeStats } from '../models/masks.js';
 import type { LayerMasks } from '../models/params.js';
 import { lenet5, layerStats, type Architecture } from '../models/architectures.js';
-import { initBackend } from '../evaluators/backend.js';
+import { initBackend } from '../backends/backend.js';
 import { loadReleasedModel, type ReleasedModel } from '../evaluators/released.js';
 import {
   createInProcessEvaluator,
@@ -34,7 +34,7 @@ import {
 } from '../evaluators/index.js';
 import { prepareContext } from '../evaluators/builders.js';
 import { crashCandidate } from '../evaluators/testing.js';
-import { UsageError } from '../src/errors.js';
+import { UsageError } from '../foundation/errors.js';
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const fixtures = resolve(repoRoot, '../shared/fixtures/olmp-released');
@@ -563,7 +563,7 @@ describe('resources', () => {
       const { lenet300100 } = await import(${JSON.stringify(url('models/architectures.js'))});
       const { initParams, onesMasks } = await import(${JSON.stringify(url('models/params.js'))});
       const { magnitudeStats } = await import(${JSON.stringify(url('models/masks.js'))});
-      const { Rng } = await import(${JSON.stringify(url('src/rng.js'))});
+      const { Rng } = await import(${JSON.stringify(url('foundation/rng.js'))});
       const arch = lenet300100();
       const rng = new Rng(1);
       const params = initParams(arch, rng);

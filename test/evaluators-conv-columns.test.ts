@@ -6,12 +6,12 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { loadDataset, subset, type ImageSet } from '../src/data/datasets.js';
-import { Rng } from '../src/rng.js';
+import { loadDataset, subset, type ImageSet } from '../foundation/data/datasets.js';
+import { Rng } from '../foundation/rng.js';
 import type { LayerMasks, ModelParams } from '../models/params.js';
 import { initParams } from '../models/params.js';
 import type { Architecture } from '../models/architectures.js';
-import { initBackend } from '../evaluators/backend.js';
+import { initBackend } from '../backends/backend.js';
 import { loadReleasedModel, type ReleasedModel } from '../evaluators/released.js';
 import { evaluateMasks, pathsFor, type EngineOptions, type LayerPath } from '../evaluators/engine.js';
 import { columnKernels, COLUMN_WASM } from '../evaluators/simd.js';

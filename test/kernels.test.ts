@@ -1,12 +1,12 @@
 /**
- * The wasm kernels of evaluators/kernels/wasm.ts against the cpu backend: Conv2DBackpropFilter (registered),
+ * The wasm kernels of backends/kernels/wasm.ts against the cpu backend: Conv2DBackpropFilter (registered),
  * Conv2DBackpropInput (stride-1 fast path) and BatchMatMul/_FusedMatMul with transposed operands (wrapped).
  */
 import { describe, it, expect, beforeAll } from 'vitest';
 import * as tf from '@tensorflow/tfjs';
-import { initBackend } from '../evaluators/backend.js';
-import { registerWasmKernels } from '../evaluators/kernels/wasm.js';
-import { Rng } from '../src/rng.js';
+import { initBackend } from '../backends/backend.js';
+import { registerWasmKernels } from '../backends/kernels/wasm.js';
+import { Rng } from '../foundation/rng.js';
 
 type Pad = 'valid' | 'same' | number | [[0, 0], [number, number], [number, number], [0, 0]];
 

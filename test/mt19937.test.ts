@@ -3,7 +3,7 @@
  * and numpy 2.4 `RandomState` outputs (`rs.seed([s]); rs.random_sample(...)`, `rs.standard_normal(...)`).
  */
 import { describe, it, expect } from 'vitest';
-import { NumpyRandomState } from '../src/mt19937.js';
+import { NumpyRandomState } from '../foundation/mt19937.js';
 
 describe('NumpyRandomState (MT19937 as numpy.random.RandomState)', () => {
   it("matches the MT19937 reference output for init_by_array({0x123, 0x234, 0x345, 0x456})", () => {

@@ -7,8 +7,8 @@ import { encodeState, decodeState } from '../src/pipeline/state-file.js';
 import { saveCheckpoint, loadCheckpoint, truncateJsonl } from '../src/pipeline/checkpoint.js';
 import { searchSchedule } from '../src/pipeline/schedule.js';
 import { resolveConfig } from '../src/pipeline/run.js';
-import { Rng, restoreStream, type StreamState } from '../src/rng.js';
-import { NumpyRandomState } from '../src/mt19937.js';
+import { Rng, restoreStream, type StreamState } from '../foundation/rng.js';
+import { NumpyRandomState } from '../foundation/mt19937.js';
 import { writeFileSync, mkdirSync } from 'node:fs';
 
 const repo = resolve(__dirname, '..');

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { chromium, type Browser } from 'playwright-core';
-import { Rng } from '../src/rng.js';
+import { Rng } from '../foundation/rng.js';
 import { report, paretoFront, loadRun } from '../src/report/index.js';
 import { spawnSync } from 'node:child_process';
 import { dirname, resolve } from 'node:path';

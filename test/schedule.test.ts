@@ -8,7 +8,7 @@ import { searchSchedule, generationRequests } from '../src/pipeline/schedule.js'
 import { lenet300100 } from '../models/architectures.js';
 import { initParams, onesMasks, type LayerMasks } from '../models/params.js';
 import { magnitudeStats, masksForCrates } from '../models/masks.js';
-import { Rng } from '../src/rng.js';
+import { Rng } from '../foundation/rng.js';
 
 const asReleased = { rng: 'numpy' as const, optimizer: 'olmp-released' as const, constraint: 'batch' as const };
 const named = (s: { iteration: number; layers: number[] }[], names: string[]) => s.map((e) => `${e.iteration}:${e.layers.map((k) => names[k]).join(',')}`);

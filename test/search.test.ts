@@ -1,6 +1,6 @@
 import { describe, it, expect } from 'vitest';
-import { Rng } from '../src/rng.js';
-import { UsageError } from '../src/errors.js';
+import { Rng } from '../foundation/rng.js';
+import { UsageError } from '../foundation/errors.js';
 import {
   OPTIMIZER_NAMES,
   bhattacharyya,

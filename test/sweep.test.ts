@@ -4,7 +4,7 @@ import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, w
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { UsageError } from '../src/errors.js';
+import { UsageError } from '../foundation/errors.js';
 import { expandRuns, flagsToArgv, formatDuration, resolveSweep, runId, summaryCsv, summaryMarkdown, sweep, validateSweepSpec, type SweepEvent } from '../src/sweep/index.js';
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..');

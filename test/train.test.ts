@@ -5,13 +5,13 @@
  */
 import { describe, it, expect, beforeAll } from 'vitest';
 import * as tf from '@tensorflow/tfjs';
-import { initBackend } from '../evaluators/backend.js';
+import { initBackend } from '../backends/backend.js';
 import type { Architecture } from '../models/architectures.js';
 import { lenet5, lenet300100 } from '../models/architectures.js';
 import { initParams, onesMasks, cloneParams, type ModelParams, type LayerMasks } from '../models/params.js';
 import { toTensors, disposeModelTensors, forward } from '../models/forward.js';
-import { loadDataset, head, type ImageSet } from '../src/data/datasets.js';
-import { Rng } from '../src/rng.js';
+import { loadDataset, head, type ImageSet } from '../foundation/data/datasets.js';
+import { Rng } from '../foundation/rng.js';
 import { Trainer, evaluateAccuracy, learningRate, resolveSolver, DEFAULT_SOLVER, type TrainerState } from '../src/train/index.js';
 import { trainForward } from '../src/train/forward.js';
 

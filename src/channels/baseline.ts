@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { getArchitecture } from '../../models/architectures.js';
 import { initParams, onesMasks, type ModelParams } from '../../models/params.js';
 import { loadModel, saveModel } from '../../models/io.js';
-import { Rng } from '../rng.js';
+import { Rng } from '../../foundation/rng.js';
 import type { ChannelData } from './data.js';
 import type { ChannelsConfig } from './config.js';
 import { accuracy, trainSgd } from './train.js';

@@ -3,8 +3,8 @@
  * channel-pruning run each (same seed, same budgets), tabulated as Markdown, CSV and JSON in the comparison folder.
  */
 import { join, resolve } from 'node:path';
-import type { BackendName } from '../../evaluators/backend.js';
-import { writeFileAtomic, writeJsonAtomic } from '../atomic.js';
+import type { BackendName } from '../../backends/backend.js';
+import { writeFileAtomic, writeJsonAtomic } from '../../foundation/atomic.js';
 import { channelModelNames, METHOD_NAMES, type ChannelsConfig, type MethodName, type Objective } from './config.js';
 import { pruneChannels } from './run.js';
 

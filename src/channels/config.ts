@@ -5,7 +5,7 @@
  */
 import { getArchitecture } from '../../models/architectures.js';
 import { CHANNEL_MODELS } from '../../models/zoo-cnn.js';
-import { UsageError, check } from '../errors.js';
+import { UsageError, check } from '../../foundation/errors.js';
 import type { DataSizes } from './data.js';
 import type { SgdConfig } from './train.js';
 import { DI_DEFAULTS, GFBS_DEFAULTS, type DiOptions, type GfbsOptions } from './scorers.js';

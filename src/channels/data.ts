@@ -4,8 +4,8 @@
  * validation split; `test` is reported only.
  */
 import * as tf from '@tensorflow/tfjs';
-import { loadDataset, subset, type ImageSet } from '../data/datasets.js';
-import { UsageError } from '../errors.js';
+import { loadDataset, subset, type ImageSet } from '../../foundation/data/datasets.js';
+import { UsageError } from '../../foundation/errors.js';
 
 export interface ChannelData {
   dataset: string;

@@ -12,8 +12,8 @@ import type { ModelParams } from '../../models/params.js';
 import { prunableOps } from '../../models/architectures.js';
 import { channelGroups, layerMasksFromChannels, masksFromScores, keptIndices, type ChannelGroup } from '../../models/channels.js';
 import { registerMaskBuilder, type Evaluator, type EvaluationContext, type MaskBuilder } from '../../evaluators/index.js';
-import type { ImageSet } from '../data/datasets.js';
-import { UsageError } from '../errors.js';
+import type { ImageSet } from '../../foundation/data/datasets.js';
+import { UsageError } from '../../foundation/errors.js';
 import type { ChannelEvaluator } from './search.js';
 
 export interface ChannelsCandidate {

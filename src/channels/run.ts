@@ -15,9 +15,9 @@ import { slimModel, toLayersModel, layersModelArtifacts, writeLayersModelFiles }
 import { onesMasks } from '../../models/params.js';
 import { writeModelFiles } from '../../models/io.js';
 import { toTensors, forward, disposeModelTensors } from '../../models/forward.js';
-import { initBackend, backendRecord, describeBackend, type BackendName } from '../../evaluators/backend.js';
-import { writeDirAtomic } from '../atomic.js';
-import { UsageError } from '../errors.js';
+import { initBackend, backendRecord, describeBackend, type BackendName } from '../../backends/backend.js';
+import { writeDirAtomic } from '../../foundation/atomic.js';
+import { UsageError } from '../../foundation/errors.js';
 import { defaultChannelsConfig, validateChannelsConfig, type ChannelsConfig, type MethodName, type Objective } from './config.js';
 import { loadChannelData } from './data.js';
 import { getBaseline } from './baseline.js';

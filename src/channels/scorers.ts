@@ -9,9 +9,9 @@ import type { Architecture } from '../../models/architectures.js';
 import type { ModelParams } from '../../models/params.js';
 import { type ChannelGroup, producerL1 } from '../../models/channels.js';
 import { toTensors, forward, disposeModelTensors } from '../../models/forward.js';
-import type { ImageSet } from '../data/datasets.js';
-import { Rng } from '../rng.js';
-import { UsageError } from '../errors.js';
+import type { ImageSet } from '../../foundation/data/datasets.js';
+import { Rng } from '../../foundation/rng.js';
+import { UsageError } from '../../foundation/errors.js';
 import { batchOf, oneHot } from './data.js';
 import { netForward } from './net.js';
 

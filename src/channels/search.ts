@@ -17,7 +17,7 @@ import type { Architecture } from '../../models/architectures.js';
 import type { ModelParams } from '../../models/params.js';
 import { type ChannelGroup, configCost, denseCost, keepCounts, masksFromScores } from '../../models/channels.js';
 import { slimModel } from '../../models/slim.js';
-import type { ImageSet } from '../data/datasets.js';
+import type { ImageSet } from '../../foundation/data/datasets.js';
 import { createOptimizer, runOptimizer, type EvalResult } from '../../search/index.js';
 import type { Objective } from './config.js';
 import { accuracy, recalibrateBatchNorm, type RecalibrationOptions } from './train.js';

@@ -9,11 +9,11 @@ import type { ModelParams } from '../../models/params.js';
 import { cloneParams } from '../../models/params.js';
 import { toTensors, forward, countCorrect, disposeModelTensors, type ModelTensors } from '../../models/forward.js';
 import type { ParamMasks } from '../../models/channels.js';
-import type { ImageSet } from '../data/datasets.js';
-import { Rng } from '../rng.js';
+import type { ImageSet } from '../../foundation/data/datasets.js';
+import { Rng } from '../../foundation/rng.js';
 import { netForward, type NetForwardOptions } from './net.js';
 import { batchOf, oneHot, sliceOf } from './data.js';
-import { UsageError } from '../errors.js';
+import { UsageError } from '../../foundation/errors.js';
 
 export type LrSchedule =
   | { kind: 'constant' }

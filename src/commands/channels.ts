@@ -1,6 +1,6 @@
 import { parseFlags, COMMON_FLAGS } from '../cli-args.js';
-import { parseBackendName } from '../../evaluators/backend.js';
-import { parseNumber, UsageError } from '../errors.js';
+import { parseBackendName } from '../../backends/backend.js';
+import { parseNumber, UsageError } from '../../foundation/errors.js';
 import { checkMethod, checkObjective, channelModelNames, METHOD_NAMES, type ChannelsConfig } from '../channels/config.js';
 import { pruneChannels, type ChannelsReport } from '../channels/run.js';
 import { runComparison, formatComparison, COMPARE_BUDGETS } from '../channels/compare.js';

@@ -1,9 +1,9 @@
 import { resolve } from 'node:path';
 import { parseFlags, COMMON_FLAGS } from '../cli-args.js';
-import { UsageError, parseNumber } from '../errors.js';
-import { initBackend, parseBackendName, backendRecord, describeBackend } from '../../evaluators/backend.js';
+import { UsageError, parseNumber } from '../../foundation/errors.js';
+import { initBackend, parseBackendName, backendRecord, describeBackend } from '../../backends/backend.js';
 import { loadModel } from '../../models/io.js';
-import { loadDataset, DATASET_NAMES } from '../data/datasets.js';
+import { loadDataset, DATASET_NAMES } from '../../foundation/data/datasets.js';
 import { evaluateModel } from '../olmp-released/evaluate.js';
 
 export const summary = 'prunus eval: accuracy, loss and size of a saved model (run folder or model folder) on a test or validation set';

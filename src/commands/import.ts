@@ -1,8 +1,8 @@
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseFlags, COMMON_FLAGS } from '../cli-args.js';
-import { parseBackendName } from '../../evaluators/backend.js';
-import { UsageError } from '../errors.js';
+import { parseBackendName } from '../../backends/backend.js';
+import { UsageError } from '../../foundation/errors.js';
 import { saveModel } from '../../models/io.js';
 import { sizeReport } from '../../models/params.js';
 import { importCaffeManifest } from '../olmp-released/manifest.js';

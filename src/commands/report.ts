@@ -1,5 +1,5 @@
 import { parseFlags } from '../cli-args.js';
-import { UsageError } from '../errors.js';
+import { UsageError } from '../../foundation/errors.js';
 import { report } from '../report/index.js';
 
 export const summary = 'prunus report: a self-contained report.html (plots and tables) for a run directory or a sweep directory';

@@ -1,5 +1,5 @@
 import { parseFlags, COMMON_FLAGS } from '../cli-args.js';
-import { UsageError } from '../errors.js';
+import { UsageError } from '../../foundation/errors.js';
 import { resume } from '../pipeline/run.js';
 import { pipelineProgress, printReport } from '../pipeline/cli-output.js';
 

@@ -1,7 +1,7 @@
 import { readFileSync, existsSync } from 'node:fs';
 import { parseFlags, COMMON_FLAGS } from '../cli-args.js';
-import { parseBackendName } from '../../evaluators/backend.js';
-import { parseNumber, UsageError } from '../errors.js';
+import { parseBackendName } from '../../backends/backend.js';
+import { parseNumber, UsageError } from '../../foundation/errors.js';
 import { parseDuration, parseNumberList, type OlmpConfig } from '../pipeline/config.js';
 import { search, type SearchOptions } from '../pipeline/run.js';
 import { pipelineProgress, printReport } from '../pipeline/cli-output.js';

@@ -1,5 +1,5 @@
 import { parseFlags } from '../cli-args.js';
-import { UsageError, parseNumber } from '../errors.js';
+import { UsageError, parseNumber } from '../../foundation/errors.js';
 import { createProgress } from '../progress.js';
 import { sweep, type SweepEvent } from '../sweep/index.js';
 

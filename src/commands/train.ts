@@ -9,13 +9,13 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseFlags, COMMON_FLAGS } from '../cli-args.js';
-import { UsageError, check, parseNumber } from '../errors.js';
+import { UsageError, check, parseNumber } from '../../foundation/errors.js';
 import { getArchitecture, modelNames } from '../../models/architectures.js';
 import { initParams, onesMasks } from '../../models/params.js';
 import { writeModelFiles } from '../../models/io.js';
-import { loadDataset, DATASET_NAMES, type TrainOrder } from '../data/datasets.js';
-import { initBackend, parseBackendName, describeBackend, backendRecord } from '../../evaluators/backend.js';
-import { Rng } from '../rng.js';
+import { loadDataset, DATASET_NAMES, type TrainOrder } from '../../foundation/data/datasets.js';
+import { initBackend, parseBackendName, describeBackend, backendRecord } from '../../backends/backend.js';
+import { Rng } from '../../foundation/rng.js';
 import { Trainer, evaluateAccuracy, type EvalResult } from '../train/index.js';
 import { resolveRunDir, buildRunDir, writeJson, runVersions } from '../run-dir.js';
 

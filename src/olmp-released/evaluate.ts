@@ -5,8 +5,8 @@
 import type { PrunableModel } from '../../models/params.js';
 import { sizeReport, type SizeReport } from '../../models/params.js';
 import { evaluateAccuracy as evaluateMaskedAccuracy } from '../train/evaluate.js';
-import type { ImageSet } from '../data/datasets.js';
-import { UsageError } from '../errors.js';
+import type { ImageSet } from '../../foundation/data/datasets.js';
+import { UsageError } from '../../foundation/errors.js';
 
 export interface Accuracy {
   correct: number;

@@ -7,9 +7,9 @@ import { join } from 'node:path';
 import { existsSync } from 'node:fs';
 import type { PrunableModel } from '../../models/params.js';
 import type { MagnitudeStats } from '../../models/masks.js';
-import { initBackend, parseBackendName, backendRecord } from '../../evaluators/backend.js';
-import { loadDataset } from '../data/datasets.js';
-import { UsageError } from '../errors.js';
+import { initBackend, parseBackendName, backendRecord } from '../../backends/backend.js';
+import { loadDataset } from '../../foundation/data/datasets.js';
+import { UsageError } from '../../foundation/errors.js';
 import { importCaffeManifest } from './manifest.js';
 import { evaluateModel, type LayerSize } from './evaluate.js';
 

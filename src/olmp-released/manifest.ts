@@ -13,7 +13,7 @@ import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { getArchitecture, prunableOps, biasLength, type Architecture } from '../../models/architectures.js';
 import type { PrunableModel } from '../../models/params.js';
 import { magnitudeStats, type MagnitudeStats } from '../../models/masks.js';
-import { UsageError } from '../errors.js';
+import { UsageError } from '../../foundation/errors.js';
 import { caffeToTfjsParams, caffeWeightShape, type CaffeLayerArrays, type CaffeToTfjsOptions } from './caffe.js';
 
 export const ROLES = ['weight', 'bias', 'weight_mask', 'bias_mask'] as const;

@@ -7,7 +7,7 @@
 import { existsSync, readFileSync, readdirSync, renameSync, rmSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { encodeState, decodeState } from './state-file.js';
-import { writeJsonAtomic } from '../atomic.js';
+import { writeJsonAtomic } from '../../foundation/atomic.js';
 
 interface Pointer {
   dir: string;

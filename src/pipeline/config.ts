@@ -3,8 +3,8 @@
  * defaults, per-model constants, the --quick preset, and validation of user values.
  */
 import { getArchitecture, prunableOps } from '../../models/architectures.js';
-import { UsageError, check, parseNumber } from '../errors.js';
-import { TRAIN_ORDERS, type TrainOrder } from '../data/datasets.js';
+import { UsageError, check, parseNumber } from '../../foundation/errors.js';
+import { TRAIN_ORDERS, type TrainOrder } from '../../foundation/data/datasets.js';
 
 export const OLMP_OPTIMIZERS = ['ncs', 'olmp-released', 'random'] as const;
 export type OlmpOptimizer = (typeof OLMP_OPTIMIZERS)[number];

@@ -20,15 +20,15 @@ import { getArchitecture, prunableOps, type Architecture } from '../../models/ar
 import { initParams, onesMasks, sizeReport, cloneMasks, type ModelParams, type LayerMasks } from '../../models/params.js';
 import { magnitudeStats, masksForCrates, type MagnitudeStats } from '../../models/masks.js';
 import { saveModel, loadModel } from '../../models/io.js';
-import { loadDataset, type Dataset, type ImageSet } from '../data/datasets.js';
-import { Rng, restoreStream, type StreamState } from '../rng.js';
-import { writeJsonAtomic, recoverDir } from '../atomic.js';
-import { initBackend, backendRecord, type BackendInfo, type BackendName } from '../../evaluators/backend.js';
+import { loadDataset, type Dataset, type ImageSet } from '../../foundation/data/datasets.js';
+import { Rng, restoreStream, type StreamState } from '../../foundation/rng.js';
+import { writeJsonAtomic, recoverDir } from '../../foundation/atomic.js';
+import { initBackend, backendRecord, type BackendInfo, type BackendName } from '../../backends/backend.js';
 import { Trainer, evaluateAccuracy, type TrainerState } from '../train/index.js';
 import { createInProcessEvaluator, createPoolEvaluator, type Evaluator } from '../../evaluators/index.js';
 import { type EvalResult } from '../../search/index.js';
 import { runStream, selectLayers, searchesAt, searchOptimizer, generationRequests } from './schedule.js';
-import { UsageError } from '../errors.js';
+import { UsageError } from '../../foundation/errors.js';
 
 export type Phase = 'reference' | 'pruning' | 'adjusting' | 'done';
 

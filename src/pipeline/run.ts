@@ -4,10 +4,10 @@ import { join, resolve } from 'node:path';
 import { createRequire } from 'node:module';
 import { defaultConfig, quickPreset, validateConfig, type OlmpConfig } from './config.js';
 import { runOlmp, type PipelineHooks, type OlmpReport, type RunFileConfig } from './olmp.js';
-import { initBackend, backendRecord, describeBackend, type BackendName } from '../../evaluators/backend.js';
+import { initBackend, backendRecord, describeBackend, type BackendName } from '../../backends/backend.js';
 import { getArchitecture } from '../../models/architectures.js';
-import { writeJsonAtomic } from '../atomic.js';
-import { UsageError } from '../errors.js';
+import { writeJsonAtomic } from '../../foundation/atomic.js';
+import { UsageError } from '../../foundation/errors.js';
 
 export interface SearchOptions extends Partial<OlmpConfig> {
   model: string;

@@ -4,9 +4,9 @@
  * these, so the schedule a run will follow can be computed without data or training.
  */
 import type { OlmpConfig } from './config.js';
-import type { RandomStream } from '../rng.js';
-import { Rng } from '../rng.js';
-import { NumpyRandomState } from '../mt19937.js';
+import type { RandomStream } from '../../foundation/rng.js';
+import { Rng } from '../../foundation/rng.js';
+import { NumpyRandomState } from '../../foundation/mt19937.js';
 import { createOptimizer, type EvalResult, type Optimizer, type OptimizerName } from '../../search/index.js';
 import { masksForCrates, type MagnitudeStats } from '../../models/masks.js';
 import type { LayerMasks, LayerParams } from '../../models/params.js';

@@ -3,7 +3,7 @@
  * Vega-Lite, rendered to inline SVG in Node by Vega; no scripts, stylesheets or fonts to fetch.
  */
 import { resolve, join } from 'node:path';
-import { writeFileAtomic } from '../atomic.js';
+import { writeFileAtomic } from '../../foundation/atomic.js';
 import { convergenceFigure, densityFigure, scatterFigure, trainingFigure, type Figure } from './charts.js';
 import { pageHtml, type RenderedFigure, type RunSection } from './html.js';
 import { kindOf, loadRun, loadSweep, type RunData } from './load.js';

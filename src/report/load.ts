@@ -1,7 +1,7 @@
 /** Reading run directories and sweep directories (the run-directory contract of `prunus search`). */
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
-import { UsageError } from '../errors.js';
+import { UsageError } from '../../foundation/errors.js';
 import { buildSummary, type SummaryRow } from '../sweep/summary.js';
 import type { Flags } from '../sweep/spec.js';
 import type * as Written from '../pipeline/olmp.js';

@@ -11,9 +11,9 @@
  * Every run gets the base flags, overridden by its own.
  */
 import { createHash } from 'node:crypto';
-import { UsageError } from '../errors.js';
+import { UsageError } from '../../foundation/errors.js';
 import { OLMP_OPTIMIZERS, CONSTRAINTS, RNG_KINDS, EVALUATION_MODES } from '../pipeline/config.js';
-import { TRAIN_ORDERS } from '../data/datasets.js';
+import { TRAIN_ORDERS } from '../../foundation/data/datasets.js';
 
 export type FlagValue = string | number | boolean;
 export type Flags = Record<string, FlagValue>;

@@ -18,8 +18,8 @@ import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, 
 import { availableParallelism } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { writeFileAtomic, writeJsonAtomic } from '../atomic.js';
-import { UsageError } from '../errors.js';
+import { writeFileAtomic, writeJsonAtomic } from '../../foundation/atomic.js';
+import { UsageError } from '../../foundation/errors.js';
 import { identify, isAlive, processesUsing, sleep, type ProcessId } from './procs.js';
 import { expandRuns, flagsToArgv, parseSweepText, validateSweepSpec, type Flags, type SweepRun, type SweepSpec } from './spec.js';
 import { buildSummary, summaryCsv, summaryMarkdown, type SummaryRow } from './summary.js';

@@ -6,7 +6,7 @@ import * as tf from '@tensorflow/tfjs';
 import type { Architecture } from '../../models/architectures.js';
 import type { ModelParams, LayerMasks } from '../../models/params.js';
 import { toTensors, disposeModelTensors, forward, countCorrect, type ModelTensors } from '../../models/forward.js';
-import type { ImageSet } from '../data/datasets.js';
+import type { ImageSet } from '../../foundation/data/datasets.js';
 
 export interface EvalResult {
   correct: number;

@@ -7,7 +7,7 @@
  * BatchNorm (not in the LeNets): γ/β use bnLrMult / bnDecayMult, moving statistics are exponential averages
  * (moving ← bnMomentum·moving + (1−bnMomentum)·batch, biased batch variance, as Keras does).
  */
-import { UsageError } from '../errors.js';
+import { UsageError } from '../../foundation/errors.js';
 
 export interface SolverOptions {
   baseLr: number;

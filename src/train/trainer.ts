@@ -14,7 +14,7 @@ import type { ModelParams, LayerMasks } from '../../models/params.js';
 import { batchNormOps } from '../../models/params.js';
 import type { ModelTensors } from '../../models/forward.js';
 import { trainForward } from './forward.js';
-import type { ImageSet } from '../data/datasets.js';
+import type { ImageSet } from '../../foundation/data/datasets.js';
 import { resolveSolver, learningRate, type SolverOptions } from './solver.js';
 import { evaluateLogits, type EvalResult } from './evaluate.js';
 

@@ -2,7 +2,7 @@
  * numpy's legacy random stream (`numpy.random.RandomState`: MT19937, `random_sample`, the polar Box-Muller
  * `standard_normal` with its cached second value), draw for draw. The OLMP authors' scripts draw every random
  * number of a run from it after `np.random.seed([seed])`, so replaying their seeded runs (which layers are selected
- * at each iteration, which candidates each search samples) needs this stream rather than prunus's own (src/rng.ts).
+ * at each iteration, which candidates each search samples) needs this stream rather than prunus's own (foundation/rng.ts).
  *
  * Same interface as `Rng` (uniform, normal, uint32, state); the whole state serialises to JSON.
  */

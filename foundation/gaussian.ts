@@ -1,4 +1,4 @@
-/** The Gaussian draw both random streams (src/rng.ts, src/mt19937.ts) share. */
+/** The Gaussian draw both random streams (foundation/rng.ts, foundation/mt19937.ts) share. */
 
 /**
  * Marsaglia's polar method: x1, x2 uniform in (−1, 1) until 0 < r² = x1² + x2² < 1, then two independent standard

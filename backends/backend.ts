@@ -8,7 +8,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { createRequire } from 'node:module';
 import { isMainThread } from 'node:worker_threads';
-import { UsageError } from '../src/errors.js';
+import { UsageError } from '../foundation/errors.js';
 import { registerWasmKernels } from './kernels/wasm.js';
 
 export const BACKEND_NAMES = ['auto', 'webgpu', 'tensorflow', 'wasm', 'cpu'] as const;

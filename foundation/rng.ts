@@ -83,7 +83,7 @@ export class Rng {
 
 /**
  * What optimisers and the pipeline draw from: prunus's own stream (Rng, ARC4) or numpy's legacy MT19937
- * (src/mt19937.ts, for replaying the OLMP authors' seeded runs). Both serialise their whole state to JSON.
+ * (foundation/mt19937.ts, for replaying the OLMP authors' seeded runs). Both serialise their whole state to JSON.
  */
 export interface RandomStream {
   uniform(): number;
