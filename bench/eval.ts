@@ -29,12 +29,14 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { UsageError, parseNumber } from '../foundation/errors.js';
 import { Rng } from '../foundation/rng.js';
 import { loadDataset, type ImageSet } from '../foundation/data/datasets.js';
-import { getArchitecture, layerStats, type Architecture } from '../models/architectures.js';
+import { getArchitecture } from '../models/architectures.js';
+import { layerStats } from '../models/walk.js';
+import { type Architecture } from '../models/graph.js';
 import { initParams, type LayerMasks, type ModelParams } from '../models/params.js';
 import { magnitudeStats } from '../models/masks.js';
 import { initBackend, parseBackendName, describeBackend } from '../backends/backend.js';
 import { createInProcessEvaluator, createPoolEvaluator, evaluateMasks, pathsFor, type Candidate, type Evaluator, type PathMode, type EvaluationContext } from '../evaluators/index.js';
-import { loadReleasedModel } from '../evaluators/released.js';
+import { loadReleasedModel } from '../models/caffe/released.js';
 
 const MODELS = ['lenet-300-100', 'lenet-5'] as const;
 type Model = (typeof MODELS)[number];
@@ -328,8 +330,9 @@ export interface LayerCrossoverRow {
 
 async function crossoverLayers(a: Args, emit: (r: LayerCrossoverRow) => void): Promise<void> {
   const tf = await import('@tensorflow/tfjs');
-  const { forward, toTensors, disposeModelTensors } = await import('../models/forward.js');
-  const { prunableOps, weightShape } = await import('../models/architectures.js');
+  const { runGraph, toTensors, disposeModelTensors } = await import('../models/forward.js');
+  const { walkGraph } = await import('../models/walk.js');
+  const { prunableOps, weightShape } = await import('../models/graph.js');
   const { compileSparseConv, compileSparseDense, compactNonZero } = await import('../evaluators/sparse.js');
   const backend = await initBackend(a.backend);
   const ds = loadDataset('mnist', { limit: { validation: a.images, train: 1, test: 1 } });
@@ -340,32 +343,22 @@ async function crossoverLayers(a: Args, emit: (r: LayerCrossoverRow) => void): P
     const { params } = referenceParams(model);
     const ops = prunableOps(arch);
     const stats = layerStats(arch);
-    const shapes: [number, number, number][] = [];
-    {
-      // Input shape of every op (NHWC, flat activations as [1, 1, units]).
-      let sh: [number, number, number] = [...arch.inputShape];
-      for (const op of arch.ops) {
-        shapes.push(sh);
-        if (op.type === 'conv2d') sh = [sh[0] - op.kernel + 1, sh[1] - op.kernel + 1, op.outChannels];
-        else if (op.type === 'maxpool') sh = [Math.floor((sh[0] - op.size) / op.stride) + 1, Math.floor((sh[1] - op.size) / op.stride) + 1, sh[2]];
-        else if (op.type === 'flatten' || op.type === 'dense') sh = [1, 1, op.type === 'dense' ? op.outUnits : sh[0] * sh[1] * sh[2]];
-      }
-    }
+    const walk = walkGraph(arch);
     const all = toTensors(arch, params);
     for (let k = 0; k < ops.length; k++) {
       const op = ops[k]!;
-      const opIndex = arch.ops.indexOf(op);
-      const inShape = shapes[opIndex]!;
+      if (op.type === 'depthwise') continue;
+      const node = walk.nodes[walk.layers[k]!]!;
+      const inShape = node.inShape;
       const inSize = inShape[0] * inShape[1] * inShape[2];
       // The layer's input activations for every image, from the dense reference network.
       const X = new Float32Array(N * inSize);
-      const prefix = { ...arch, ops: arch.ops.slice(0, opIndex) };
-      const nPrefixLayers = prefix.ops.filter((o) => o.type === 'conv2d' || o.type === 'dense').length;
+      const src = node.inputs[0]!;
       for (let s0 = 0; s0 < N; s0 += B) {
         const b = Math.min(B, N - s0);
         const y = tf.tidy(() => {
           const x = tf.tensor4d(ds.validation.images.subarray(s0 * 784, (s0 + b) * 784), [b, 28, 28, 1]);
-          return prefix.ops.length ? forward(prefix, { layers: all.layers.slice(0, nPrefixLayers), batchNorms: [] }, x) : x;
+          return src >= 0 ? runGraph(arch, all, x, { fetch: src }) : x;
         });
         X.set(y.dataSync() as Float32Array, s0 * inSize);
         y.dispose();
@@ -402,8 +395,8 @@ async function crossoverLayers(a: Args, emit: (r: LayerCrossoverRow) => void): P
             const b = Math.min(B, N - s0);
             const y = tf.tidy(() => {
               const xs = X.subarray(s0 * inSize, (s0 + b) * inSize);
-              if (op.type === 'dense') return tf.fused.matMul({ a: tf.tensor2d(xs, [b, inSize]), b: wt as import('@tensorflow/tfjs').Tensor2D, bias: bt, activation: op.activation });
-              return tf.fused.conv2d({ x: tf.tensor4d(xs, [b, ...inShape]), filter: wt as import('@tensorflow/tfjs').Tensor4D, strides: op.stride, pad: op.padding, bias: bt, activation: op.activation });
+              if (op.type === 'dense') return tf.fused.matMul({ a: tf.tensor2d(xs, [b, inSize]), b: wt as import('@tensorflow/tfjs').Tensor2D, bias: bt, activation: op.activation === 'tanh' ? 'linear' : op.activation });
+              return tf.fused.conv2d({ x: tf.tensor4d(xs, [b, ...inShape]), filter: wt as import('@tensorflow/tfjs').Tensor4D, strides: op.stride, pad: op.padding, bias: bt, activation: op.activation === 'tanh' ? 'linear' : op.activation });
             });
             // Force completion without reading the whole output back (inside a network it stays on the backend).
             const one = tf.tidy(() => tf.slice(y.reshape([-1]), [0], [1]));

@@ -7,7 +7,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { existsSync } from 'node:fs';
 import { dirname, join, relative, resolve, sep } from 'node:path';
 import { masksForCrates, threshold } from '../models/masks.js';
-import { prunableOps, weightShape, biasLength } from '../models/architectures.js';
+import { prunableOps, weightShape, biasLength } from '../models/graph.js';
 import type { LayerMasks } from '../models/params.js';
 import { UsageError } from '../foundation/errors.js';
 import type { Candidate, CratesCandidate, EvaluationContext, MaskBuilder, MasksCandidate, PreparedContext } from './types.js';

@@ -11,12 +11,12 @@
  * on the path of the op before them.
  */
 import * as tf from '@tensorflow/tfjs';
-import type { Architecture, Op, PrunableOp } from '../models/architectures.js';
-import { layerStats } from '../models/architectures.js';
+import { weightShape, type Architecture, type Op, type PrunableOp } from '../models/graph.js';
+import { layerStats, walkGraph, type NodeInfo } from '../models/walk.js';
 import type { LayerMasks } from '../models/params.js';
 import { sizeReport } from '../models/params.js';
-import { forward, countCorrect, type ModelTensors } from '../models/forward.js';
-import { weightShape } from '../models/architectures.js';
+import { runGraph, countCorrect, type ModelTensors } from '../models/forward.js';
+import { UsageError } from '../foundation/errors.js';
 import {
   compileSparseConv,
   compileSparseDense,
@@ -68,16 +68,20 @@ import { columnKernels } from './simd.js';
  * Conv: 0.15 / inputDensity (0.79 at 0.19, 0.15 at 1; a little below the measured crossovers, where the two
  * paths are close). Before the column kernels: 0.015 × inputDensity^−1.2.
  */
-export const SPARSE_CROSSOVER: Readonly<Record<PrunableOp['type'], { base: number; exponent: number }>> = {
+export const SPARSE_CROSSOVER: Readonly<Record<SparseKind, { base: number; exponent: number }>> = {
   dense: { base: 0.02, exponent: 1 },
   conv2d: { base: 0.15, exponent: 1 },
 };
+
+/** The prunable ops with sparse kernels. */
+export type SparseKind = 'dense' | 'conv2d';
 
 /** Hidden layers at or below this many dense multiply-adds per image follow the previous layer's path. */
 export const SMALL_LAYER_MACS = 50_000;
 
 /** Weight density at or below which a layer of this kind, reading inputs of this density, runs sparse under 'auto'. */
 export function crossoverDensity(kind: PrunableOp['type'], inputDensity = 1): number {
+  if (kind === 'depthwise') return 0;
   const c = SPARSE_CROSSOVER[kind];
   return Math.min(1, c.base * Math.pow(Math.min(1, Math.max(inputDensity, 1e-3)), -c.exponent));
 }
@@ -121,53 +125,32 @@ export interface RawEvaluation {
   columnSegments: number;
 }
 
-interface OpInfo {
-  op: Op;
-  inShape: Shape3;
-  outShape: Shape3;
-  /** Activation before this op is flat ([B, units]) rather than [B, H, W, C]. */
-  inFlat: boolean;
-  outFlat: boolean;
-  layer: number; // prunable index or -1
-  bn: number; // batchnorm index or -1
+/**
+ * Why the sparse path cannot run this network, or null when it can: it runs plain chains of dense and conv2d layers
+ * (linear or ReLU), valid max pooling, flatten, batchnorm (linear or ReLU) and dropout (identity); anything else
+ * (merges, other activations and ops) runs on the dense path.
+ */
+export function sparseUnsupported(arch: Architecture): string | null {
+  const w = walkGraph(arch);
+  if (!w.chain) return 'the network is not a plain chain of ops';
+  const bad = w.nodes.find((n) => !sparseStep(n.op));
+  return bad ? `${bad.label} has no sparse kernel` : null;
 }
 
-function walk(arch: Architecture): OpInfo[] {
-  let shape: Shape3 = [...arch.inputShape];
-  let flat = false;
-  let layer = 0;
-  let bn = 0;
-  return arch.ops.map((op) => {
-    const inShape = shape;
-    const inFlat = flat;
-    let l = -1;
-    let b = -1;
-    switch (op.type) {
-      case 'conv2d': {
-        const [H, W] = shape;
-        const out = (n: number) => (op.padding === 'same' ? Math.ceil(n / op.stride) : Math.floor((n - op.kernel) / op.stride) + 1);
-        shape = [out(H), out(W), op.outChannels];
-        l = layer++;
-        break;
-      }
-      case 'dense':
-        shape = [1, 1, op.outUnits];
-        flat = true;
-        l = layer++;
-        break;
-      case 'maxpool':
-        shape = [Math.floor((shape[0] - op.size) / op.stride) + 1, Math.floor((shape[1] - op.size) / op.stride) + 1, shape[2]];
-        break;
-      case 'flatten':
-        shape = [1, 1, shape[0] * shape[1] * shape[2]];
-        flat = true;
-        break;
-      case 'batchnorm':
-        b = bn++;
-        break;
-    }
-    return { op, inShape, outShape: shape, inFlat, outFlat: flat, layer: l, bn: b };
-  });
+function sparseStep(op: Op): boolean {
+  switch (op.type) {
+    case 'dense':
+    case 'conv2d':
+    case 'batchnorm':
+      return op.activation === 'linear' || op.activation === 'relu';
+    case 'maxpool':
+      return (op.padding ?? 'valid') === 'valid';
+    case 'flatten':
+    case 'dropout':
+      return true;
+    default:
+      return false;
+  }
 }
 
 /** Per-prunable-layer path for these masks. */
@@ -180,8 +163,13 @@ export function choosePaths(
   inputDensity = 1,
 ): LayerPath[] {
   const stats = layerStats(arch);
+  const unsupported = sparseUnsupported(arch);
+  if (unsupported !== null) {
+    if (mode === 'sparse' || (typeof mode !== 'string' && mode.includes('sparse'))) throw new UsageError(`evaluator: the sparse path cannot run ${arch.name}: ${unsupported}`);
+    return stats.map(() => 'dense');
+  }
   const firstOp = arch.ops.findIndex((o) => o.type === 'conv2d' || o.type === 'dense');
-  const readsInput = arch.ops.slice(0, firstOp).every((o) => o.type === 'flatten');
+  const readsInput = arch.ops.slice(0, firstOp).every((o) => o.type === 'flatten' || o.type === 'dropout');
   const out: LayerPath[] = [];
   stats.forEach((s, k) => {
     out.push(pick(s, k));
@@ -206,7 +194,7 @@ export function choosePaths(
  * when flat) that are identically zero — no kept weight from a non-zero input reaches them and their bias is off —
  * and `neededOut` marks output channels that some kept weight downstream reads. Batchnorm ends zero-propagation.
  */
-function liveness(ctx: EvaluationContext, masks: readonly LayerMasks[], infos: OpInfo[]): Live[] {
+function liveness(ctx: EvaluationContext, masks: readonly LayerMasks[], infos: readonly NodeInfo[]): Live[] {
   const out: Live[] = [];
   let zero: Uint8Array = new Uint8Array(infos[0]!.inShape[2]);
   for (const inf of infos) {
@@ -235,6 +223,7 @@ function liveness(ctx: EvaluationContext, masks: readonly LayerMasks[], infos: O
         break;
       }
       case 'maxpool':
+      case 'dropout':
         next = zeroIn;
         break;
       case 'flatten':
@@ -244,7 +233,8 @@ function liveness(ctx: EvaluationContext, masks: readonly LayerMasks[], infos: O
           if (++c === C) c = 0;
         }
         break;
-      case 'batchnorm':
+      default:
+        // batchnorm: its shift makes zero inputs non-zero.
         next = new Uint8Array(Co);
         break;
     }
@@ -404,9 +394,12 @@ export function pathsFor(ctx: EvaluationContext, masks: readonly LayerMasks[], m
   return choosePaths(ctx.arch, masks, mode, undefined, mode === 'auto' ? imageDensity(ctx.data.images) : 1);
 }
 
+/** Ops [from, to) of the network on tfjs (runGraph with the segment's input fed, its last op fetched). */
 interface TfSegment {
   kind: 'tf';
-  arch: Architecture;
+  from: number;
+  to: number;
+  /** The segment's layers and batchnorms (the others are never read). */
   tensors: ModelTensors;
   inShape: Shape3;
   inFlat: boolean;
@@ -505,7 +498,7 @@ function maskedTensor(values: Float32Array, mask: Uint8Array, shape: number[]): 
 }
 
 function buildSegments(ctx: EvaluationContext, masks: readonly LayerMasks[], paths: LayerPath[], useColumns: boolean): Segment[] {
-  const infos = walk(ctx.arch);
+  const infos = walkGraph(ctx.arch).nodes;
   // Placement per op: prunable ops by their path; others follow the op before (leading ones the first prunable).
   const place: LayerPath[] = [];
   let prev: LayerPath | null = null;
@@ -524,21 +517,19 @@ function buildSegments(ctx: EvaluationContext, masks: readonly LayerMasks[], pat
     while (j < infos.length && place[j] === place[i]) j++;
     const group = infos.slice(i, j);
     if (place[i] === 'dense') {
-      const layers = group.filter((g) => g.layer >= 0);
-      const tensors: ModelTensors = {
-        layers: layers.map((g) => {
+      const tensors: ModelTensors = { layers: [], batchNorms: [] };
+      for (const g of group) {
+        if (g.layer >= 0) {
           const l = ctx.params.layers[g.layer]!;
           const m = masks[g.layer]!;
-          return { weight: maskedTensor(l.weight, m.weight, weightShape(g.op as PrunableOp)), bias: maskedTensor(l.bias, m.bias, [l.bias.length]) as tf.Tensor1D };
-        }),
-        batchNorms: group
-          .filter((g) => g.bn >= 0)
-          .map((g) => {
-            const b = ctx.params.batchNorms[g.bn]!;
-            return { gamma: tf.tensor1d(b.gamma), beta: tf.tensor1d(b.beta), movingMean: tf.tensor1d(b.movingMean), movingVariance: tf.tensor1d(b.movingVariance) };
-          }),
-      };
-      segments.push({ kind: 'tf', arch: { ...ctx.arch, ops: group.map((g) => g.op) }, tensors, inShape: group[0]!.inShape, inFlat: group[0]!.inFlat });
+          tensors.layers[g.layer] = { weight: maskedTensor(l.weight, m.weight, weightShape(g.op as PrunableOp)), bias: maskedTensor(l.bias, m.bias, [l.bias.length]) as tf.Tensor1D };
+        }
+        if (g.bn >= 0) {
+          const b = ctx.params.batchNorms[g.bn]!;
+          tensors.batchNorms[g.bn] = { gamma: tf.tensor1d(b.gamma), beta: tf.tensor1d(b.beta), movingMean: tf.tensor1d(b.movingMean), movingVariance: tf.tensor1d(b.movingVariance) };
+        }
+      }
+      segments.push({ kind: 'tf', from: i, to: j, tensors, inShape: group[0]!.inShape, inFlat: group[0]!.inFlat });
     } else {
       const steps: JsStep[] = [];
       // The segment's ops for the conv column plan (flatten has no per-image step).
@@ -553,7 +544,8 @@ function buildSegments(ctx: EvaluationContext, masks: readonly LayerMasks[], pat
         }
         else if (op.type === 'maxpool') steps.push(compileMaxPool(op, g.inShape, lv));
         else if (op.type === 'batchnorm') steps.push(compileBatchNorm(op, ctx.params.batchNorms[g.bn]!, g.inShape));
-        // flatten: NHWC activations are already flat in memory.
+        // flatten: NHWC activations are already flat in memory; dropout is the identity outside training.
+        if (op.type === 'dropout') continue;
         items.push(op.type === 'flatten' ? { flatten: true, inShape: g.inShape } : { step: steps[steps.length - 1]!, inShape: g.inShape });
       }
       const [h, w, c] = group[0]!.inShape;
@@ -572,8 +564,8 @@ function buildSegments(ctx: EvaluationContext, masks: readonly LayerMasks[], pat
 function disposeSegments(segments: Segment[]): void {
   for (const s of segments) {
     if (s.kind !== 'tf') continue;
-    for (const l of s.tensors.layers) tf.dispose([l.weight, l.bias]);
-    for (const b of s.tensors.batchNorms) tf.dispose([b.gamma, b.beta, b.movingMean, b.movingVariance]);
+    for (const l of s.tensors.layers) if (l) tf.dispose([l.weight, l.bias]);
+    for (const b of s.tensors.batchNorms) if (b) tf.dispose([b.gamma, b.beta, b.movingMean, b.movingVariance]);
   }
 }
 
@@ -661,7 +653,7 @@ export function evaluateMasks(ctx: EvaluationContext, masks: readonly LayerMasks
         const last = si === segments.length - 1;
         if (seg.kind === 'tf') {
           const x = tensor ?? tf.tensor(arr!, seg.inFlat ? [b, seg.inShape[0] * seg.inShape[1] * seg.inShape[2]] : [b, ...seg.inShape], 'float32');
-          const y: tf.Tensor = tf.tidy(() => forward(seg.arch, seg.tensors, x));
+          const y: tf.Tensor = tf.tidy(() => runGraph(ctx.arch, seg.tensors, seg.from === 0 ? x : null, { feeds: seg.from > 0 ? new Map([[seg.from - 1, x]]) : undefined, fetch: seg.to - 1 }));
           x.dispose();
           tensor = y;
           arr = null;

@@ -14,7 +14,7 @@
  * Float64 accumulation makes the result at least as accurate as tfjs's float32 dense path, so the predictions agree
  * except where float32 rounding itself decides a near-tie (the released models' closest tie, gap < 0.001, agrees).
  */
-import type { Conv2DOp, DenseOp, MaxPoolOp, BatchNormOp } from '../models/architectures.js';
+import type { Conv2DOp, DenseOp, MaxPoolOp, BatchNormOp } from '../models/graph.js';
 import type { LayerParams, LayerMasks, BatchNormParams } from '../models/params.js';
 
 /** Activation shape of one image: [H, W, C] (dense activations are [1, 1, units]). */
@@ -155,10 +155,10 @@ function maskedRows(
   return { start, idx, vals, nnz };
 }
 
-/** Bias with its mask applied, in float64. */
-function maskedBias(layer: LayerParams, mask: LayerMasks): Float64Array {
-  const bias = new Float64Array(layer.bias.length);
-  for (let o = 0; o < bias.length; o++) bias[o] = mask.bias[o] ? layer.bias[o]! : 0;
+/** Bias with its mask applied, in float64; zeros for a layer without bias. */
+function maskedBias(layer: LayerParams, mask: LayerMasks, nOut: number): Float64Array {
+  const bias = new Float64Array(nOut);
+  for (let o = 0; o < layer.bias.length; o++) bias[o] = mask.bias[o] ? layer.bias[o]! : 0;
   return bias;
 }
 
@@ -168,7 +168,7 @@ export function compileSparseDense(op: DenseOp, layer: LayerParams, mask: LayerM
   const zeroIn = live?.zeroIn;
   // Row starts for every input index (empty rows have start == end), so non-zero input lists index it directly.
   const { start: rs, idx: cols, vals, nnz } = maskedRows(layer.weight, mask.weight, nIn, nOut, live?.neededOut, (i) => !!zeroIn && zeroIn[i] !== 0);
-  const bias = maskedBias(layer, mask);
+  const bias = maskedBias(layer, mask, nOut);
   const relu = op.activation === 'relu';
   return {
     inSize: nIn,
@@ -342,7 +342,7 @@ export function compileSparseConv(op: Conv2DOp, layer: LayerParams, mask: LayerM
   const { start: gStart, idx: outCh, vals, nnz } = maskedRows(layer.weight, mask.weight, nG, Co, needed, (g) => !!zeroIn && zeroIn[g % C] !== 0);
   const groups: number[] = [];
   for (let g = 0; g < nG; g++) if (gStart[g + 1]! > gStart[g]!) groups.push(g);
-  const bias = maskedBias(layer, mask);
+  const bias = maskedBias(layer, mask, Co);
   const relu = op.activation === 'relu';
   const outSize = Ho * Wo * Co;
   // Output channels that are read downstream; the others are never written (left finite, never read).

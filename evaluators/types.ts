@@ -5,7 +5,7 @@
  * frozen DNS magnitude statistics and the evaluation images. Evaluation is stateless: a candidate's result depends
  * only on (context, candidate), so candidates may be evaluated in any order, in parallel, and cached.
  */
-import type { Architecture } from '../models/architectures.js';
+import type { Architecture } from '../models/graph.js';
 import type { ModelParams, LayerMasks } from '../models/params.js';
 import type { MagnitudeStats } from '../models/masks.js';
 import type { ImageSet } from '../foundation/data/datasets.js';

@@ -1,23 +1,23 @@
 /**
- * Functional forward pass: the weights are arguments, not layer state, so one compiled path serves training
- * (gradients w.r.t. the effective weights), masked evaluation and every candidate without setWeights.
+ * The one forward pass. Weights are arguments, not layer state, so one walk of the graph serves every use:
+ *  - mode 'infer' (default): fused ops, BatchNorm on moving statistics, dropout off — evaluation, export checks;
+ *  - mode 'train': unfused ops with lazy per-input gradients, BatchNorm on batch statistics, seeded dropout —
+ *    training, GFBS gradients, DCP's joint finetuning;
+ *  - mode 'frozen': the unfused ops on a network in inference mode — DCP's selection gradients and features.
+ * Either mode takes per-channel gates after prunable layers, taps on their pre-activation outputs, and feeds and a
+ * fetch (given outputs instead of computed ones, another node's output returned), which is how a part of the
+ * network runs (DCP: from a consumer layer to a head); only the nodes the fetch needs are computed.
  */
 import * as tf from '@tensorflow/tfjs';
-import type { Architecture } from './architectures.js';
+import type { Architecture } from './graph.js';
 import type { ModelParams, LayerMasks } from './params.js';
 import { maskedParams } from './params.js';
-import { prunableOps, weightShape } from './architectures.js';
+import { weightShape, prunableOps } from './graph.js';
+import { walkGraph } from './walk.js';
+import { opSpec, type ForwardMode, type LayerTensors, type BatchNormTensors } from './ops/index.js';
 
-export interface LayerTensors {
-  weight: tf.Tensor;
-  bias: tf.Tensor1D;
-}
-export interface BatchNormTensors {
-  gamma: tf.Tensor1D;
-  beta: tf.Tensor1D;
-  movingMean: tf.Tensor1D;
-  movingVariance: tf.Tensor1D;
-}
+export type { LayerTensors, BatchNormTensors, ForwardMode } from './ops/index.js';
+
 export interface ModelTensors {
   layers: LayerTensors[];
   batchNorms: BatchNormTensors[];
@@ -46,82 +46,94 @@ export function disposeModelTensors(t: ModelTensors): void {
   for (const b of t.batchNorms) tf.dispose([b.gamma, b.beta, b.movingMean, b.movingVariance]);
 }
 
-export interface ForwardOptions {
-  /** BatchNorm uses batch statistics when true (training mode). */
-  training?: boolean;
-  /** Called with each batchnorm's batch mean/variance in training mode (for moving-average updates). */
-  onBatchNormStats?: (index: number, mean: tf.Tensor1D, variance: tf.Tensor1D) => void;
-  /** Per-channel multiplicative gates after each prunable layer (channel pruning: masks or GFBS gates). */
-  gates?: (tf.Tensor1D | null)[];
-  /** Returns the output of each prunable layer before its activation (DI scoring reads them). */
-  taps?: (tf.Tensor | null)[];
+export interface RunOptions {
+  mode?: ForwardMode;
+  /** Per prunable layer: a per-channel multiplicative gate on its output, before its activation (null = none). */
+  gates?: readonly (tf.Tensor1D | null)[] | null;
+  /** Receives each prunable layer's output before its gate and activation (layer index, tensor). */
+  onLayerOutput?: (layer: number, out: tf.Tensor) => void;
+  /** Train mode: each batchnorm's batch mean and biased variance (batchnorm index, mean, variance). */
+  onBatchNormStats?: (bn: number, mean: tf.Tensor1D, variance: tf.Tensor1D) => void;
+  /** Outputs given instead of computed: node index → tensor (its inputs are then not needed; -1 is the model input). */
+  feeds?: ReadonlyMap<number, tf.Tensor>;
+  /** Node whose output is returned (default: the last). */
+  fetch?: number;
+  /** Train mode: dropout masks are drawn with seeds derived from this one and the node (default 0); null: no dropout. */
+  dropoutSeed?: number | null;
+  /** Called with every computed node's output (node index, tensor). */
+  onOutput?: (node: number, out: tf.Tensor) => void;
+  /** Train mode: gradients with respect to fed tensors are needed (default false: they are data). */
+  feedGrads?: boolean;
 }
 
 /**
- * Logits for a batch of NHWC images [B,H,W,C] (or flat [B, H*W*C]).
- * Prunable layers use fused conv2d / matMul with bias and activation.
+ * Runs the network on x ([B, H, W, C], or [B, H·W·C] flat; null when the feeds make the input unnecessary) and
+ * returns the fetched node's output ([B, classes] logits by default). Differentiable in train mode.
  */
-export function forward(arch: Architecture, t: ModelTensors, x: tf.Tensor, opts: ForwardOptions = {}): tf.Tensor2D {
-  let h: tf.Tensor = x;
-  if (h.rank === 2 && arch.ops[0]?.type === 'conv2d') {
-    const [H, W, C] = arch.inputShape;
-    h = h.reshape([h.shape[0]!, H, W, C]);
-  }
-  let layer = 0;
-  let bn = 0;
-  for (const op of arch.ops) {
-    switch (op.type) {
-      case 'conv2d':
-      case 'dense': {
-        const lt = t.layers[layer]!;
-        const gate = opts.gates?.[layer] ?? null;
-        const tapped = opts.taps !== undefined;
-        // Fuse bias and activation unless a gate or tap needs the pre-activation output.
-        const fuseAct = gate === null && !tapped ? op.activation : 'linear';
-        if (op.type === 'conv2d') {
-          h = tf.fused.conv2d({
-            x: h as tf.Tensor4D,
-            filter: lt.weight as tf.Tensor4D,
-            strides: op.stride,
-            pad: op.padding,
-            bias: lt.bias,
-            activation: fuseAct,
-          });
-        } else {
-          if (h.rank !== 2) h = h.reshape([h.shape[0]!, -1]);
-          h = tf.fused.matMul({ a: h as tf.Tensor2D, b: lt.weight as tf.Tensor2D, bias: lt.bias, activation: fuseAct });
-        }
-        if (tapped) opts.taps!.push(h);
-        if (gate !== null) h = tf.mul(h, gate);
-        if (fuseAct !== op.activation && op.activation === 'relu') h = tf.relu(h);
-        layer++;
-        break;
-      }
-      case 'maxpool':
-        h = tf.maxPool(h as tf.Tensor4D, op.size, op.stride, 'valid');
-        break;
-      case 'flatten':
-        h = h.reshape([h.shape[0]!, -1]);
-        break;
-      case 'batchnorm': {
-        const b = t.batchNorms[bn]!;
-        let mean: tf.Tensor1D = b.movingMean;
-        let variance: tf.Tensor1D = b.movingVariance;
-        if (opts.training) {
-          const axes = h.rank === 4 ? [0, 1, 2] : [0];
-          const m = tf.moments(h, axes);
-          mean = m.mean as tf.Tensor1D;
-          variance = m.variance as tf.Tensor1D;
-          opts.onBatchNormStats?.(bn, mean, variance);
-        }
-        h = tf.batchNorm(h, mean, variance, b.beta, b.gamma, op.epsilon);
-        if (op.activation === 'relu') h = tf.relu(h);
-        bn++;
-        break;
-      }
+export function runGraph(arch: Architecture, t: ModelTensors, x: tf.Tensor | null, opts: RunOptions = {}): tf.Tensor {
+  const walk = walkGraph(arch);
+  const nodes = walk.nodes;
+  const fetch = opts.fetch ?? nodes.length - 1;
+  const feeds = opts.feeds ?? new Map<number, tf.Tensor>();
+  const mode = opts.mode ?? 'infer';
+  // Which nodes the fetch needs: walk back from it, stopping at fed outputs.
+  const needed = new Uint8Array(nodes.length);
+  let needInput = false;
+  const stack = [fetch];
+  while (stack.length) {
+    const i = stack.pop()!;
+    if (i < 0) {
+      needInput = true;
+      continue;
     }
+    if (needed[i] || feeds.has(i)) continue;
+    needed[i] = 1;
+    stack.push(...nodes[i]!.inputs);
   }
-  return h as tf.Tensor2D;
+  let input: tf.Tensor | null = null;
+  if (needInput) {
+    x = feeds.get(-1) ?? x;
+    if (!x) throw new Error('runGraph: the fetch needs the model input, but none was given');
+    const [H, W, C] = arch.inputShape;
+    const B = x.shape[0]!;
+    const want = walk.input.flat ? [B, H * W * C] : [B, H, W, C];
+    input = x.rank === want.length ? x : x.reshape(want);
+  }
+  const outputs: (tf.Tensor | undefined)[] = new Array(nodes.length);
+  for (const [i, v] of feeds) if (i >= 0) outputs[i] = v;
+  const value = (j: number): tf.Tensor => (j < 0 ? input! : outputs[j]!);
+  const isData = (j: number): boolean => j < 0 || (feeds.has(j) && !opts.feedGrads);
+  for (let i = 0; i <= fetch; i++) {
+    if (!needed[i]) continue;
+    const n = nodes[i]!;
+    const layer = n.layer;
+    outputs[i] = opSpec(n.op).forward(n.op as never, {
+      mode,
+      inputs: n.inputs.map(value),
+      layer: layer >= 0 ? t.layers[layer] : undefined,
+      bn: n.bn >= 0 ? t.batchNorms[n.bn] : undefined,
+      gate: layer >= 0 ? (opts.gates?.[layer] ?? null) : null,
+      tap: layer >= 0 && opts.onLayerOutput ? (out) => opts.onLayerOutput!(layer, out) : undefined,
+      onBatchNormStats: n.bn >= 0 && opts.onBatchNormStats ? (m, v) => opts.onBatchNormStats!(n.bn, m, v) : undefined,
+      dropoutSeed: opts.dropoutSeed === null ? null : ((opts.dropoutSeed ?? 0) * 1_000_003 + i) % 2_147_483_647,
+      dataInput: isData(n.inputs[0]!),
+    });
+    opts.onOutput?.(i, outputs[i]!);
+  }
+  return outputs[fetch] ?? value(fetch);
+}
+
+export interface ForwardOptions {
+  /** Per-channel multiplicative gates after each prunable layer (channel pruning: masks or GFBS gates). */
+  gates?: (tf.Tensor1D | null)[];
+  /** Receives the output of each prunable layer before its activation, in layer order (DI scoring reads them). */
+  taps?: (tf.Tensor | null)[];
+}
+
+/** Logits of the network in inference mode for a batch of NHWC images [B,H,W,C] (or flat [B, H*W*C]). */
+export function forward(arch: Architecture, t: ModelTensors, x: tf.Tensor, opts: ForwardOptions = {}): tf.Tensor2D {
+  const taps = opts.taps;
+  return runGraph(arch, t, x, { gates: opts.gates, onLayerOutput: taps ? (l, out) => (taps[l] = out) : undefined }) as tf.Tensor2D;
 }
 
 /** Number of correct top-1 predictions of logits against integer labels (first-max wins ties, like argMax). */

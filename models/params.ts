@@ -2,7 +2,8 @@
  * Parameters and masks of a prunable model, held as plain typed arrays in tfjs layouts
  * (dense [in,out], conv [kh,kw,in,out]). Pure data: no tensors live here.
  */
-import { type Architecture, prunableOps, weightShape, biasLength, fanIn, layerStats, type BatchNormOp } from './architectures.js';
+import { type Architecture, prunableOps, batchNormOps, weightCount, biasLength, fanIn } from './graph.js';
+import { layerStats } from './walk.js';
 import type { Rng } from '../foundation/rng.js';
 
 export interface LayerParams {
@@ -34,14 +35,10 @@ export interface PrunableModel {
   masks: LayerMasks[];
 }
 
-export function batchNormOps(arch: Architecture): BatchNormOp[] {
-  return arch.ops.filter((op): op is BatchNormOp => op.type === 'batchnorm');
-}
-
 /** Xavier-uniform weights ±sqrt(3/fan_in) as Caffe's "xavier" filler does, zero biases (spec §1). */
 export function initParams(arch: Architecture, rng: Rng): ModelParams {
   const layers = prunableOps(arch).map((op) => {
-    const n = weightShape(op).reduce((a, b) => a * b, 1);
+    const n = weightCount(op);
     const scale = Math.sqrt(3 / fanIn(op));
     const weight = new Float32Array(n);
     for (let i = 0; i < n; i++) weight[i] = (2 * rng.uniform() - 1) * scale;
@@ -58,7 +55,7 @@ export function initParams(arch: Architecture, rng: Rng): ModelParams {
 
 export function onesMasks(arch: Architecture): LayerMasks[] {
   return prunableOps(arch).map((op) => ({
-    weight: new Uint8Array(weightShape(op).reduce((a, b) => a * b, 1)).fill(1),
+    weight: new Uint8Array(weightCount(op)).fill(1),
     bias: new Uint8Array(biasLength(op)).fill(1),
   }));
 }

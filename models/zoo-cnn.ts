@@ -3,7 +3,8 @@
  * "small VGG with BN"): conv16-conv16-pool-conv32-conv32-pool-conv64-pool-fc10, each conv 3×3 'same' followed by
  * BatchNorm + ReLU. ≈5.5 M MACs, ≈41 k parameters (weights, biases, BN γ/β). Importing this module registers it as 'vgg-bn'.
  */
-import { type Architecture, type Op, registerArchitecture } from './architectures.js';
+import { type Architecture, type Op } from './graph.js';
+import { registerArchitecture } from './architectures.js';
 
 export const VGG_BN = 'vgg-bn';
 

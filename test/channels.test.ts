@@ -10,10 +10,12 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../backends/backend.js';
-import { getArchitecture, layerStats, type Architecture } from '../models/architectures.js';
+import { getArchitecture } from '../models/architectures.js';
+import { layerStats } from '../models/walk.js';
+import { type Architecture } from '../models/graph.js';
 import { vggBn } from '../models/zoo-cnn.js';
 import { initParams, type ModelParams } from '../models/params.js';
-import { toTensors, forward, disposeModelTensors } from '../models/forward.js';
+import { toTensors, forward, runGraph, disposeModelTensors } from '../models/forward.js';
 import {
   applyChannelMasks,
   channelGroups,
@@ -28,11 +30,12 @@ import {
   type ChannelGroup,
   type ChannelMasks,
 } from '../models/channels.js';
-import { slimModel, toLayersModel } from '../models/slim.js';
+import { slimModel } from '../models/slim.js';
+import { toLayersModel } from '../models/tfjs/layers-model.js';
 import { Rng } from '../foundation/rng.js';
 import { UsageError } from '../foundation/errors.js';
 import type { ImageSet } from '../foundation/data/datasets.js';
-import { conv2dForwardConvGrads, netForward, batchNormTrain } from '../src/channels/net.js';
+import { conv2dForwardConvGrads, batchNormTrain } from '../models/ops/train-ops.js';
 import { diScores, gfbsScores, l1Scores, randomScores, diBatchScore } from '../src/channels/scorers.js';
 import { dcpScores, trainHeads, greedySelect, dcpHeadPoints, DCP_DEFAULTS } from '../src/channels/dcp.js';
 import { searchKeepRatios, uniformRatioForBudget, scoreConfig, type ChannelEvaluator } from '../src/channels/search.js';
@@ -205,7 +208,7 @@ describe('physical slimming', () => {
         expect(maxAbsDiff(a, c.dataSync()) / scale).toBeLessThan(1e-5);
         c.dispose();
         disposeModelTensors(t2);
-        const lm = toLayersModel(slim.arch, slim.params);
+        const lm = await toLayersModel(slim.arch, slim.params);
         const p = lm.predict(x) as tf.Tensor;
         expect(maxAbsDiff(b, p.dataSync()) / scale).toBeLessThan(1e-5);
         p.dispose();
@@ -268,12 +271,12 @@ describe('trainable forward', () => {
     for (let i = 0; i < 3; i++) expect(maxAbsDiff(a[i]!, b[i]!) / Math.max(1, ...Array.from(b[i]!, Math.abs))).toBeLessThan(1e-4);
   });
 
-  it('netForward equals models/forward.ts in inference mode', () => {
+  it('the frozen mode (unfused, differentiable ops) equals the fused inference mode', () => {
     const x = tf.tensor4d(syntheticSet(8, 2).images, [8, 28, 28, 1]);
     for (const arch of [lenet, vgg]) {
       const p = randomParams(arch, 8);
       const t = toTensors(arch, p);
-      const a = tf.tidy(() => netForward(arch, t, x));
+      const a = tf.tidy(() => runGraph(arch, t, x, { mode: 'frozen' }));
       const b = tf.tidy(() => forward(arch, t, x));
       expect(maxAbsDiff(a.dataSync(), b.dataSync())).toBeLessThan(1e-4);
       tf.dispose([a, b]);
@@ -513,7 +516,7 @@ describe('end to end (tiny budgets)', () => {
     for (const k of ['baseline', 'pruned', 'finetuned'] as const) expect(a.accuracy[k]).toBeGreaterThan(0.1);
     expect(a.seed).toBe(3);
     expect(a.backend.name).toBe('wasm');
-    for (const f of ['config.json', 'report.json', 'search.json', 'model/model.json', 'tfjs-model/model.json', 'tfjs-model/weights.bin']) expect(existsSync(join(root, 'a', f))).toBe(true);
+    for (const f of ['config.json', 'report.json', 'search.json', 'model/model.json', 'model/weights.bin']) expect(existsSync(join(root, 'a', f))).toBe(true);
     const onDisk = JSON.parse(readFileSync(join(root, 'a', 'report.json'), 'utf8')) as ChannelsReport;
     expect(onDisk.macs).toEqual(a.macs);
     const b = await run('b'); // baseline now cached

@@ -12,9 +12,11 @@ import { loadDataset, subset, type ImageSet } from '../foundation/data/datasets.
 import { Rng } from '../foundation/rng.js';
 import { magnitudeStats } from '../models/masks.js';
 import type { LayerMasks } from '../models/params.js';
-import { lenet5, layerStats, type Architecture } from '../models/architectures.js';
+import { lenet5 } from '../models/architectures.js';
+import { layerStats } from '../models/walk.js';
+import { type Architecture } from '../models/graph.js';
 import { initBackend } from '../backends/backend.js';
-import { loadReleasedModel, type ReleasedModel } from '../evaluators/released.js';
+import { loadReleasedModel, type ReleasedModel } from '../models/caffe/released.js';
 import {
   createInProcessEvaluator,
   createPoolEvaluator,

@@ -10,9 +10,9 @@ import { loadDataset, subset, type ImageSet } from '../foundation/data/datasets.
 import { Rng } from '../foundation/rng.js';
 import type { LayerMasks, ModelParams } from '../models/params.js';
 import { initParams } from '../models/params.js';
-import type { Architecture } from '../models/architectures.js';
+import type { Architecture } from '../models/graph.js';
 import { initBackend } from '../backends/backend.js';
-import { loadReleasedModel, type ReleasedModel } from '../evaluators/released.js';
+import { loadReleasedModel, type ReleasedModel } from '../models/caffe/released.js';
 import { evaluateMasks, pathsFor, type EngineOptions, type LayerPath } from '../evaluators/engine.js';
 import { columnKernels, COLUMN_WASM } from '../evaluators/simd.js';
 import type { EvaluationContext } from '../evaluators/types.js';

@@ -12,7 +12,8 @@ import * as tf from '@tensorflow/tfjs';
 import { Rng } from '../foundation/rng.js';
 import { UsageError } from '../foundation/errors.js';
 import { initBackend } from '../backends/backend.js';
-import { lenet5, type Architecture } from '../models/architectures.js';
+import { lenet5 } from '../models/architectures.js';
+import { type Architecture } from '../models/graph.js';
 import { toTensors, forward, disposeModelTensors } from '../models/forward.js';
 import { loadModel } from '../models/io.js';
 import {
@@ -21,8 +22,8 @@ import {
   caffeToTfjsParams,
   flattenedInputs,
   type CaffeLayerArrays,
-} from '../src/olmp-released/caffe.js';
-import { importCaffeManifest, readCaffeArrays } from '../src/olmp-released/manifest.js';
+} from '../models/caffe/layout.js';
+import { importCaffeManifest, readCaffeArrays } from '../models/caffe/manifest.js';
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const FIXTURES = resolve(repoRoot, '../shared/fixtures/olmp-released');

@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { initBackend } from '../backends/backend.js';
 import { loadDataset, head, type ImageSet } from '../foundation/data/datasets.js';
 import { maskedParams } from '../models/params.js';
-import { importCaffeManifest } from '../src/olmp-released/manifest.js';
+import { importCaffeManifest } from '../models/caffe/manifest.js';
 import { evaluateAccuracy } from '../src/olmp-released/evaluate.js';
 import {
   RELEASED_FIGURES,

@@ -6,14 +6,13 @@
 import { describe, it, expect, beforeAll } from 'vitest';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../backends/backend.js';
-import type { Architecture } from '../models/architectures.js';
+import type { Architecture } from '../models/graph.js';
 import { lenet5, lenet300100 } from '../models/architectures.js';
 import { initParams, onesMasks, cloneParams, type ModelParams, type LayerMasks } from '../models/params.js';
-import { toTensors, disposeModelTensors, forward } from '../models/forward.js';
+import { toTensors, disposeModelTensors, forward, runGraph } from '../models/forward.js';
 import { loadDataset, head, type ImageSet } from '../foundation/data/datasets.js';
 import { Rng } from '../foundation/rng.js';
 import { Trainer, evaluateAccuracy, learningRate, resolveSolver, DEFAULT_SOLVER, type TrainerState } from '../src/train/index.js';
-import { trainForward } from '../src/train/forward.js';
 
 /** 4 inputs (2x2x1) → 3 ReLU → 2: small enough to compute by hand. */
 function tinyMlp(): Architecture {
@@ -396,7 +395,11 @@ describe('Trainer', () => {
       const [a, b] = tf.tidy(() => {
         const t = toTensors(arch, p);
         const x = tf.tensor4d(set.images, [8, ...arch.inputShape]);
-        const r = [forward(arch, t, x, { training: true }).dataSync(), trainForward(arch, t, x).dataSync()];
+        // The training forward's batch statistics, given to the fused forward as its moving statistics.
+        const stats: tf.Tensor1D[] = [];
+        const train = runGraph(arch, t, x, { mode: 'train', onBatchNormStats: (i, m, v) => ((stats[2 * i] = m), (stats[2 * i + 1] = v)) }).dataSync();
+        const tb = { layers: t.layers, batchNorms: t.batchNorms.map((b, i) => ({ ...b, movingMean: stats[2 * i]!, movingVariance: stats[2 * i + 1]! })) };
+        const r = [forward(arch, tb, x).dataSync(), train];
         disposeModelTensors(t);
         return r;
       });

@@ -14,17 +14,18 @@
  *    to k_g on the progressively pruned network, then the final finetune uses L_f only.
  */
 import * as tf from '@tensorflow/tfjs';
-import type { Architecture } from '../../models/architectures.js';
-import { prunableOps, weightShape } from '../../models/architectures.js';
+import type { Architecture } from '../../models/graph.js';
+import { prunableOps, weightShape } from '../../models/graph.js';
 import type { ModelParams } from '../../models/params.js';
 import { cloneParams } from '../../models/params.js';
 import { type ChannelGroup, type ChannelMasks, applyChannelMasks, consumerInputEntries, fullChannelMasks } from '../../models/channels.js';
-import { toTensors, disposeModelTensors, type ModelTensors } from '../../models/forward.js';
+import { toTensors, disposeModelTensors, runGraph, type ModelTensors } from '../../models/forward.js';
+import { walkGraph } from '../../models/walk.js';
+import { batchNormTrain, channelMoments } from '../../models/ops/train-ops.js';
 import type { ImageSet } from '../../foundation/data/datasets.js';
 import { Rng } from '../../foundation/rng.js';
 import { UsageError } from '../../foundation/errors.js';
 import { batchOf, oneHot } from './data.js';
-import { netForward, batchNormTrain, channelMoments } from './net.js';
 import { scoreBatches } from './scorers.js';
 import { trainSgd, type SgdConfig } from './train.js';
 
@@ -85,18 +86,6 @@ export function dcpHeadPoints(arch: Architecture): number[] {
   return pools.length >= 3 ? pools.slice(0, -1) : [pools[pools.length - 1]!];
 }
 
-function layerOp(arch: Architecture, layer: number): number {
-  let l = 0;
-  for (let i = 0; i < arch.ops.length; i++) {
-    const t = arch.ops[i]!.type;
-    if (t === 'conv2d' || t === 'dense') {
-      if (l === layer) return i;
-      l++;
-    }
-  }
-  throw new Error(`no prunable layer ${layer}`);
-}
-
 interface HeadTensors {
   mean: tf.Tensor1D;
   variance: tf.Tensor1D;
@@ -128,18 +117,61 @@ function headForward(f: tf.Tensor, h: HeadTensors): tf.Tensor2D {
   return tf.add(tf.matMul(z as tf.Tensor2D, h.weight), h.bias);
 }
 
-/** Features at op `point` (inclusive) for `set[idx]`, inference mode, in chunks. */
-function featuresAt(arch: Architecture, t: ModelTensors, set: ImageSet, idx: ArrayLike<number>, toOp: number, chunk = 256): tf.Tensor {
-  const parts: tf.Tensor[] = [];
+/**
+ * Outputs of `nodes` (-1: the images themselves) for `set[idx]`, in chunks, the network frozen in inference mode
+ * ('frozen': the differentiable ops the selection's gradients use).
+ */
+function valuesAt(arch: Architecture, t: ModelTensors, set: ImageSet, idx: ArrayLike<number>, nodes: readonly number[], chunk = 256): tf.Tensor[] {
+  const parts: tf.Tensor[][] = nodes.map(() => []);
+  const last = Math.max(...nodes);
   for (let s = 0; s < idx.length; s += chunk) {
     const sub = Array.from({ length: Math.min(chunk, idx.length - s) }, (_, i) => idx[s + i]!);
     const { x } = batchOf(set, sub);
-    parts.push(tf.tidy(() => (toOp <= 0 ? x.clone() : netForward(arch, t, x, { toOp }))));
+    const got = new Map<number, tf.Tensor>();
+    if (nodes.includes(-1)) got.set(-1, x.clone());
+    if (last >= 0) {
+      tf.tidy(() => {
+        runGraph(arch, t, x, { mode: 'frozen', fetch: last, onOutput: (i, out) => (nodes.includes(i) ? got.set(i, tf.keep(out.clone())) : undefined) });
+      });
+    }
+    nodes.forEach((n, k) => parts[k]!.push(got.get(n)!));
     x.dispose();
   }
-  const out = parts.length === 1 ? parts[0]! : tf.concat(parts, 0);
-  if (parts.length > 1) tf.dispose(parts);
-  return out;
+  return parts.map((p) => {
+    const out = p.length === 1 ? p[0]! : tf.concat(p, 0);
+    if (p.length > 1) tf.dispose(p);
+    return out;
+  });
+}
+
+/** Features at op `point` (its output) for `set[idx]`. */
+function featuresAt(arch: Architecture, t: ModelTensors, set: ImageSet, idx: ArrayLike<number>, point: number): tf.Tensor {
+  return valuesAt(arch, t, set, idx, [point])[0]!;
+}
+
+/**
+ * The part of the network a selection loss runs: the nodes that depend on `from` and that `to` needs, and the values
+ * from outside that part they read (its frontier: fixed while the consumer's weight changes, so computed once).
+ */
+export function selectionRegion(arch: Architecture, from: number, to: number): { frontier: number[] } {
+  const nodes = walkGraph(arch).nodes;
+  const down = new Uint8Array(nodes.length);
+  down[from] = 1;
+  for (let i = from + 1; i < nodes.length; i++) if (nodes[i]!.inputs.some((j) => j >= 0 && down[j])) down[i] = 1;
+  const need = new Uint8Array(nodes.length);
+  const stack = [to];
+  while (stack.length) {
+    const i = stack.pop()!;
+    if (i < 0 || need[i]) continue;
+    need[i] = 1;
+    stack.push(...nodes[i]!.inputs);
+  }
+  const frontier = new Set<number>();
+  for (let i = 0; i < nodes.length; i++) {
+    if (!(down[i] && need[i])) continue;
+    for (const j of nodes[i]!.inputs) if (j < 0 || !(down[j] && need[j])) frontier.add(j);
+  }
+  return { frontier: [...frontier].sort((a, b) => a - b) };
 }
 
 /** Trains the auxiliary heads on frozen features of the training split (Adam on γ, β, FC). */
@@ -153,7 +185,7 @@ export function trainHeads(arch: Architecture, params: ModelParams, train: Image
   const heads: DcpHead[] = [];
   try {
     for (const point of points) {
-      const feats = featuresAt(arch, t, train, idx, point + 1);
+      const feats = featuresAt(arch, t, train, idx, point);
       const axes = feats.rank === 4 ? [0, 1, 2] : [0];
       const channels = feats.shape[feats.rank - 1]!;
       const m = tf.moments(feats, axes);
@@ -227,17 +259,14 @@ export function jointFinetune(arch: Architecture, params: ModelParams, heads: Dc
     const r = trainSgd(arch, params, train, sgd, `dcp-joint:${seed}`, {
       extraVariables: hv.flatMap((h) => [h.gamma, h.beta, h.weight, h.bias]),
       loss: (t, x, y, onBatchNormStats) => {
-        let h: tf.Tensor = x;
-        let from = 0;
+        const atHead = new Map<number, tf.Tensor>();
+        const out = runGraph(arch, t, x, { mode: 'train', onBatchNormStats, dropoutSeed: null, onOutput: (i, o) => (heads.some((h) => h.point === i) ? atHead.set(i, o) : undefined) });
         let total: tf.Tensor = tf.scalar(0);
         heads.forEach((head, p) => {
-          h = netForward(arch, t, h, { fromOp: from, toOp: head.point + 1, training: true, onBatchNormStats, inputGrad: from > 0 });
-          let z = tf.relu(batchNormTrain(h, hv[p]!.gamma, hv[p]!.beta, 1e-3));
+          let z = tf.relu(batchNormTrain(atHead.get(head.point)!, hv[p]!.gamma, hv[p]!.beta, 1e-3));
           if (z.rank === 4) z = tf.mean(z, [1, 2]);
           total = tf.add(total, tf.losses.softmaxCrossEntropy(y, tf.add(tf.matMul(z as tf.Tensor2D, hv[p]!.weight), hv[p]!.bias)));
-          from = head.point + 1;
         });
-        const out = netForward(arch, t, h, { fromOp: from, training: true, onBatchNormStats, inputGrad: from > 0 });
         return tf.add(total, tf.losses.softmaxCrossEntropy(y, out)) as tf.Scalar;
       },
       logEvery: Math.max(1, Math.floor(sgd.steps / 4)),
@@ -247,7 +276,7 @@ export function jointFinetune(arch: Architecture, params: ModelParams, heads: Dc
     const idx = rng.permutation(train.count).slice(0, Math.min(opts.headImages, train.count));
     const t = toTensors(arch, r.params);
     const out = heads.map((head, p) => {
-      const f = featuresAt(arch, t, train, idx, head.point + 1);
+      const f = featuresAt(arch, t, train, idx, head.point);
       const m = tf.tidy(() => channelMoments(f));
       const next: DcpHead = {
         ...head,
@@ -297,9 +326,11 @@ export function greedySelect(
   const consumer = g.consumers[0];
   if (!consumer) throw new Error(`group ${g.name} has no consumer`);
   const q = consumer.layer;
-  const opQ = layerOp(arch, q);
+  const walk = walkGraph(arch);
+  const opQ = walk.layers[q]!;
   const head = heads.find((h) => h.point > opQ) ?? null;
-  const endOp = head ? head.point + 1 : arch.ops.length;
+  const endNode = head ? head.point : walk.nodes.length - 1;
+  const { frontier } = selectionRegion(arch, opQ, endNode);
   const rng = new Rng(`dcp-select:${seed}:${g.name}`);
   const sel = scoreBatches(data.count, 1, Math.min(opts.selectionImages, data.count), rng)[0]!;
   const S = sel.length;
@@ -311,15 +342,26 @@ export function greedySelect(
   const tP = toTensors(arch, pruned);
   const tB = toTensors(arch, baseline);
   const ht = head ? headTensors(head) : null;
-  const input = featuresAt(arch, tP, data, sel, opQ);
+  // The pruned network's values the loss reads from outside its part (the consumer's input, skip connections).
+  const inputs = valuesAt(arch, tP, data, sel, frontier);
   // Baseline pre-activation output of the consumer.
-  const inputB = featuresAt(arch, tB, data, sel, opQ);
-  const ob = tf.tidy(() => {
-    let out: tf.Tensor | null = null;
-    netForward(arch, tB, inputB, { fromOp: opQ, toOp: opQ + 1, onLayerOutput: (l, o) => (l === q ? (out = o) : undefined) });
-    return out! as tf.Tensor;
-  });
-  inputB.dispose();
+  const ob = (() => {
+    const parts: tf.Tensor[] = [];
+    for (let s0 = 0; s0 < S; s0 += 256) {
+      const { x } = batchOf(data, Array.from(sel.subarray(s0, Math.min(S, s0 + 256))));
+      parts.push(
+        tf.tidy(() => {
+          let out: tf.Tensor | null = null;
+          runGraph(arch, tB, x, { mode: 'frozen', fetch: opQ, onLayerOutput: (l, o) => (l === q ? (out = o) : undefined) });
+          return out! as tf.Tensor;
+        }),
+      );
+      x.dispose();
+    }
+    const all = parts.length === 1 ? parts[0]! : tf.concat(parts, 0);
+    if (parts.length > 1) tf.dispose(parts);
+    return all;
+  })();
   const yAll = oneHot(labels, arch.numClasses);
 
   const maskArr = new Float32Array(pruned.layers[q]!.weight.length);
@@ -331,10 +373,11 @@ export function greedySelect(
   const losses: number[] = [];
   let iterations = 0;
 
-  const loss = (weff: tf.Tensor, xin: tf.Tensor, obB: tf.Tensor, y: tf.Tensor): tf.Scalar => {
+  const loss = (weff: tf.Tensor, xin: tf.Tensor[], obB: tf.Tensor, y: tf.Tensor): tf.Scalar => {
     const tt: ModelTensors = { layers: tP.layers.map((l, i) => (i === q ? { weight: weff, bias: l.bias } : l)), batchNorms: tP.batchNorms };
     let o: tf.Tensor | null = null;
-    const h = netForward(arch, tt, xin, { fromOp: opQ, toOp: endOp, onLayerOutput: (l, out) => (l === q ? (o = out) : undefined) });
+    const feeds = new Map(frontier.map((j, k) => [j, xin[k]!]));
+    const h = runGraph(arch, tt, null, { mode: 'frozen', feeds, fetch: endNode, onLayerOutput: (l, out) => (l === q ? (o = out) : undefined) });
     const logits = ht ? headForward(h, ht) : h;
     const lm = tf.mul(0.5, tf.mean(tf.squaredDifference(o! as tf.Tensor, obB)));
     const ls = tf.losses.softmaxCrossEntropy(y, logits);
@@ -353,14 +396,14 @@ export function greedySelect(
       const chunk = 128;
       for (let s = 0; s < S; s += chunk) {
         const idx = Int32Array.from({ length: Math.min(chunk, S - s) }, (_, i) => s + i);
-        const [xin, obB, y] = [gatherRows(input, idx), gatherRows(ob, idx), gatherRows(yAll, idx)];
+        const [xin, obB, y] = [inputs.map((t) => gatherRows(t, idx)), gatherRows(ob, idx), gatherRows(yAll, idx)];
         const weff = tf.mul(W, mask);
         const { value, grad } = tf.valueAndGrad((w: tf.Tensor) => loss(w, xin, obB, y))(weff);
         const gd = grad.dataSync();
         const f = idx.length / S;
         for (let i = 0; i < gd.length; i++) G[i] += f * gd[i]!;
         total += f * value.dataSync()[0]!;
-        tf.dispose([xin, obB, y, weff, value, grad]);
+        tf.dispose([...xin, obB, y, weff, value, grad]);
       }
       losses.push(total);
       const score = entries.map((e, c) => {
@@ -390,7 +433,7 @@ export function greedySelect(
         }
         const idx = bperm.slice(bpos, bpos + bs);
         bpos += bs;
-        const [xin, obB, y] = [gatherRows(input, idx), gatherRows(ob, idx), gatherRows(yAll, idx)];
+        const [xin, obB, y] = [inputs.map((t) => gatherRows(t, idx)), gatherRows(ob, idx), gatherRows(yAll, idx)];
         const grad = tf.grad((w: tf.Tensor) => loss(tf.mul(w, mask), xin, obB, y))(W);
         // Unselected slices get no gradient and no decay: they keep their original values for the warm start.
         const next = tf.tidy(() => {
@@ -402,14 +445,14 @@ export function greedySelect(
         W.assign(next.w);
         velocity.dispose();
         velocity = next.vel;
-        tf.dispose([xin, obB, y, grad, next.w]);
+        tf.dispose([...xin, obB, y, grad, next.w]);
         iterations++;
       }
     }
     const weight = tf.tidy(() => tf.mul(W, mask)).dataSync().slice() as Float32Array;
     return { order, weight, losses, iterations };
   } finally {
-    tf.dispose([input, ob, yAll, mask, W, velocity]);
+    tf.dispose([...inputs, ob, yAll, mask, W, velocity]);
     disposeModelTensors(tP);
     disposeModelTensors(tB);
     if (ht) disposeHead(ht);

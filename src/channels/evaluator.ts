@@ -7,9 +7,9 @@
  * downstream whatever its BatchNorm emits: the masked outputs equal the slimmed model's.
  * Importing this module registers the builder (pool workers import it by `workerModule`).
  */
-import type { Architecture } from '../../models/architectures.js';
+import type { Architecture } from '../../models/graph.js';
 import type { ModelParams } from '../../models/params.js';
-import { prunableOps } from '../../models/architectures.js';
+import { prunableOps } from '../../models/graph.js';
 import { channelGroups, layerMasksFromChannels, masksFromScores, keptIndices, type ChannelGroup } from '../../models/channels.js';
 import { registerMaskBuilder, type Evaluator, type EvaluationContext, type MaskBuilder } from '../../evaluators/index.js';
 import type { ImageSet } from '../../foundation/data/datasets.js';

@@ -1,4 +1,4 @@
-/** Channel pruning (issue 6): DI, DCP, GFBS, L1 and random scorers/finetuners searched by NCS under a FLOPs budget. */
+/** Channel pruning: DI, DCP, GFBS, L1 and random scorers/finetuners searched by NCS under a FLOPs budget. */
 export { pruneChannels, resolveChannelsConfig, type ChannelsOptions, type ChannelsReport, type GroupRecord } from './run.js';
 export { runComparison, comparisonMarkdown, comparisonCsv, formatComparison, COMPARE_BUDGETS, type CompareOptions, type CompareRow, type ComparisonResult } from './compare.js';
 export { METHOD_NAMES, OBJECTIVES, defaultChannelsConfig, validateChannelsConfig, channelModelNames, type ChannelsConfig, type MethodName, type Objective } from './config.js';
@@ -8,6 +8,5 @@ export { dcpScores, dcpPrune, greedySelect, trainHeads, jointFinetune, dcpHeadPo
 export { searchKeepRatios, inProcessEvaluator, uniformRatioForBudget, scoreConfig, type ChannelEvaluator, type SearchSettings, type SearchOutcome } from './search.js';
 export { channelsBuilder, channelsContext, sharedEvaluatorAdapter, type ChannelsCandidate } from './evaluator.js';
 export { trainSgd, accuracy, lrAt, type SgdConfig, type LrSchedule, type TrainResult } from './train.js';
-export { netForward, conv2dTrainable, batchNormTrain } from './net.js';
 export { loadChannelData, type ChannelData, type DataSizes } from './data.js';
 export { getBaseline, baselineDir, type Baseline } from './baseline.js';

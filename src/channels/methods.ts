@@ -13,7 +13,7 @@
  * Every method gets the same number of finetuning SGD steps (`finetune.steps`); DCP's selection iterations (on the
  * consumer weights only) are extra and reported.
  */
-import type { Architecture } from '../../models/architectures.js';
+import type { Architecture } from '../../models/graph.js';
 import type { ModelParams } from '../../models/params.js';
 import {
   type ChannelGroup,

@@ -1,7 +1,7 @@
 /**
  * One channel-pruning run: baseline (cached) → scores → NCS search over keep ratios under the FLOPs budget →
  * the method's pruner/finetuner on the best configuration → physical slimming → report. The run directory
- * (config.json, report.json, search.json, model/ in prunus format, tfjs-model/ as a tfjs LayersModel) is written
+ * (config.json, report.json, search.json, and model/: the slimmed model as a tfjs LayersModel) is written
  * atomically at the end.
  */
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -11,7 +11,7 @@ import * as tf from '@tensorflow/tfjs';
 import { getArchitecture } from '../../models/architectures.js';
 import '../../models/zoo-cnn.js';
 import { channelGroups, configCost, denseCost, keptIndices, masksFromScores, applyChannelMasks, type ChannelMasks } from '../../models/channels.js';
-import { slimModel, toLayersModel, layersModelArtifacts, writeLayersModelFiles } from '../../models/slim.js';
+import { slimModel } from '../../models/slim.js';
 import { onesMasks } from '../../models/params.js';
 import { writeModelFiles } from '../../models/io.js';
 import { toTensors, forward, disposeModelTensors } from '../../models/forward.js';
@@ -270,9 +270,6 @@ export async function pruneChannels(opts: ChannelsOptions): Promise<ChannelsRepo
   const dense = denseCost(arch, groups);
   const kept = masks.map((m) => keptIndices(m));
   const cost = configCost(arch, groups, kept.map((k) => k.length));
-  const layersModel = toLayersModel(slim.arch, slim.params);
-  const tfjsFiles = await layersModelArtifacts(layersModel);
-  layersModel.dispose();
 
   const scorer: Record<string, unknown> =
     cfg.method === 'di' ? { ...cfg.di } : cfg.method === 'dcp' ? { ...cfg.dcp } : cfg.method === 'gfbs' ? { ...cfg.gfbs } : {};
@@ -325,9 +322,6 @@ export async function pruneChannels(opts: ChannelsOptions): Promise<ChannelsRepo
     const modelDir = join(tmp, 'model');
     mkdirSync(modelDir);
     writeModelFiles(modelDir, { arch: slim.arch, params: slim.params, masks: onesMasks(slim.arch) }, { meta: { source: 'prunus channels', method: cfg.method, seed: cfg.seed, keptIndices: kept } });
-    const tfjsDir = join(tmp, 'tfjs-model');
-    mkdirSync(tfjsDir);
-    writeLayersModelFiles(tfjsDir, tfjsFiles);
   });
   return report;
 }

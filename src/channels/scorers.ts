@@ -5,15 +5,14 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import * as math from 'mathjs';
-import type { Architecture } from '../../models/architectures.js';
+import type { Architecture } from '../../models/graph.js';
 import type { ModelParams } from '../../models/params.js';
 import { type ChannelGroup, producerL1 } from '../../models/channels.js';
-import { toTensors, forward, disposeModelTensors } from '../../models/forward.js';
+import { toTensors, forward, runGraph, disposeModelTensors } from '../../models/forward.js';
 import type { ImageSet } from '../../foundation/data/datasets.js';
 import { Rng } from '../../foundation/rng.js';
 import { UsageError } from '../../foundation/errors.js';
 import { batchOf, oneHot } from './data.js';
-import { netForward } from './net.js';
 
 export interface DiOptions {
   /** Mini-batches summed (spec: 10). */
@@ -132,9 +131,10 @@ export function diScores(arch: Architecture, groups: ChannelGroup[], params: Mod
       const { x, labels } = batchOf(data, idx);
       const taps: tf.Tensor[] = [];
       const logits = forward(arch, t, x, { taps });
-      const values = groups.map((g) => taps[g.producer]!.dataSync() as Float32Array);
-      tf.dispose([x, logits, ...taps]);
-      groups.forEach((g, gi) => diBatchScore(values[gi]!, idx.length, g.channels, labels, arch.numClasses, opts.rho, acc[gi]!));
+      const values = groups.map((g) => g.producers.map((p) => taps[p]!.dataSync() as Float32Array));
+      tf.dispose([x, logits, ...taps.filter((t): t is tf.Tensor => t !== null)]);
+      // Channels tied by an Add: the score of each producer's output, summed.
+      groups.forEach((g, gi) => values[gi]!.forEach((v) => diBatchScore(v, idx.length, g.channels, labels, arch.numClasses, opts.rho, acc[gi]!)));
     }
   } finally {
     disposeModelTensors(t);
@@ -149,9 +149,10 @@ function norm(a: ArrayLike<number>): number {
 }
 
 /**
- * GFBS scores (spec §3, §4). Groups with a BatchNorm: s_c = |γ_c|/‖γ‖·|∂L/∂γ_c|/‖∂L/∂γ‖ + w_β·β_c/‖β‖ from one batch
- * with BN in training mode. Groups without (LeNet-5): a gate g = 1 on the producer output,
- * s_c = (1/√C)·|∂L/∂g_c|/‖∂L/∂g‖ + w_β·b_c/‖b‖ with b the producer bias. A zero norm makes its term 0.
+ * GFBS scores (spec §3, §4). Groups with batchnorms: s_c = |γ_c|/‖γ‖·|∂L/∂γ_c|/‖∂L/∂γ‖ + w_β·β_c/‖β‖ from one batch
+ * with BN in training mode (dropout off); γ, ∂γ and β are averaged over the group's batchnorms first (channels tied by
+ * an Add). Groups without (LeNet-5): one gate g = 1 on every producer's output,
+ * s_c = (1/√C)·|∂L/∂g_c|/‖∂L/∂g‖ + w_β·b_c/‖b‖ with b the producers' mean bias. A zero norm makes its term 0.
  */
 export function gfbsScores(arch: Architecture, groups: ChannelGroup[], params: ModelParams, data: ImageSet, seed: number | string, opts: GfbsOptions = GFBS_DEFAULTS): Float32Array[] {
   const rng = new Rng(`gfbs:${seed}`);
@@ -159,51 +160,47 @@ export function gfbsScores(arch: Architecture, groups: ChannelGroup[], params: M
   const { x, labels } = batchOf(data, idx!);
   const y = oneHot(labels, arch.numClasses);
   const t = toTensors(arch, params);
-  const nLayers = params.layers.length;
-  const gates: (tf.Tensor1D | null)[] = new Array(nLayers).fill(null);
-  const sources: tf.Tensor[] = [];
-  const kinds: ('bn' | 'gate')[] = [];
-  for (const g of groups) {
-    if (g.batchNorm !== null) {
-      sources.push(t.batchNorms[g.batchNorm]!.gamma);
-      kinds.push('bn');
-    } else {
-      const gate = tf.ones([g.channels]) as tf.Tensor1D;
-      gates[g.producer] = gate;
-      sources.push(gate);
-      kinds.push('gate');
-    }
-  }
+  const nBn = params.batchNorms.length;
+  // Differentiated: every batchnorm's gamma, then one gate per gate-scored group.
+  const gateGroups = groups.filter((g) => g.batchNorms.length === 0);
+  const gates = gateGroups.map((g) => tf.ones([g.channels]) as tf.Tensor1D);
   try {
     const grads = tf.grads((...xs: tf.Tensor[]) => {
-      // Rebind the differentiated tensors: BN gammas and gates.
-      const tt = { layers: t.layers, batchNorms: t.batchNorms.map((b) => ({ ...b })) };
-      const gg = gates.slice();
-      groups.forEach((g, gi) => {
-        if (kinds[gi] === 'bn') tt.batchNorms[g.batchNorm!]!.gamma = xs[gi] as tf.Tensor1D;
-        else gg[g.producer] = xs[gi] as tf.Tensor1D;
-      });
-      const logits = netForward(arch, tt, x, { training: true, gates: gg });
+      const tt = { layers: t.layers, batchNorms: t.batchNorms.map((b, i) => ({ ...b, gamma: xs[i] as tf.Tensor1D })) };
+      const gg: (tf.Tensor1D | null)[] = new Array(params.layers.length).fill(null);
+      gateGroups.forEach((g, k) => g.producers.forEach((p) => (gg[p] = xs[nBn + k] as tf.Tensor1D)));
+      const logits = runGraph(arch, tt, x, { mode: 'train', gates: gg, dropoutSeed: null });
       return tf.losses.softmaxCrossEntropy(y, logits) as tf.Scalar;
-    })(sources);
-    const out = groups.map((g, gi) => {
-      const dg = grads[gi]!.dataSync() as Float32Array;
-      const s = new Float32Array(g.channels);
-      const ndg = norm(dg);
-      if (kinds[gi] === 'bn') {
-        const bn = params.batchNorms[g.batchNorm!]!;
-        const ng = norm(bn.gamma);
-        const nb = norm(bn.beta);
-        for (let c = 0; c < g.channels; c++) {
-          const t1 = ng > 0 && ndg > 0 ? (Math.abs(bn.gamma[c]!) / ng) * (Math.abs(dg[c]!) / ndg) : 0;
-          const t2 = nb > 0 ? (opts.wBeta * bn.beta[c]!) / nb : 0;
+    })([...t.batchNorms.map((b) => b.gamma), ...gates]);
+    const gradArrays = grads.map((g) => g.dataSync() as Float32Array);
+    const mean = (parts: ArrayLike<number>[], c: number) => parts.reduce((s, a) => s + a[c]!, 0) / parts.length;
+    const out = groups.map((g) => {
+      const C = g.channels;
+      const s = new Float32Array(C);
+      if (g.batchNorms.length > 0) {
+        const slice = (a: Float32Array, off: number) => a.subarray(off, off + C);
+        const gammas = g.batchNorms.map((b) => slice(params.batchNorms[b.bn]!.gamma, b.offset));
+        const betas = g.batchNorms.map((b) => slice(params.batchNorms[b.bn]!.beta, b.offset));
+        const dgs = g.batchNorms.map((b) => slice(gradArrays[b.bn]!, b.offset));
+        const gamma = Float64Array.from({ length: C }, (_, c) => mean(gammas, c));
+        const beta = Float64Array.from({ length: C }, (_, c) => mean(betas, c));
+        const dg = Float64Array.from({ length: C }, (_, c) => mean(dgs, c));
+        const ng = norm(gamma);
+        const nb = norm(beta);
+        const ndg = norm(dg);
+        for (let c = 0; c < C; c++) {
+          const t1 = ng > 0 && ndg > 0 ? (Math.abs(gamma[c]!) / ng) * (Math.abs(dg[c]!) / ndg) : 0;
+          const t2 = nb > 0 ? (opts.wBeta * beta[c]!) / nb : 0;
           s[c] = t1 + t2;
         }
       } else {
-        const b = params.layers[g.producer]!.bias;
+        const dg = gradArrays[nBn + gateGroups.indexOf(g)]!;
+        const biases = g.producers.map((p) => params.layers[p]!.bias).filter((b) => b.length > 0);
+        const b = Float64Array.from({ length: C }, (_, c) => (biases.length ? mean(biases, c) : 0));
+        const ndg = norm(dg);
         const nb = norm(b);
-        for (let c = 0; c < g.channels; c++) {
-          const t1 = ndg > 0 ? (1 / Math.sqrt(g.channels)) * (Math.abs(dg[c]!) / ndg) : 0;
+        for (let c = 0; c < C; c++) {
+          const t1 = ndg > 0 ? (1 / Math.sqrt(C)) * (Math.abs(dg[c]!) / ndg) : 0;
           const t2 = nb > 0 ? (opts.wBeta * b[c]!) / nb : 0;
           s[c] = t1 + t2;
         }
@@ -213,7 +210,7 @@ export function gfbsScores(arch: Architecture, groups: ChannelGroup[], params: M
     tf.dispose(grads);
     return out;
   } finally {
-    tf.dispose([x, y, ...gates.filter((g): g is tf.Tensor1D => g !== null)]);
+    tf.dispose([x, y, ...gates]);
     disposeModelTensors(t);
   }
 }

@@ -13,7 +13,7 @@
  * replace it (evaluator.ts). For BatchNorm models the in-process evaluator re-estimates the BN statistics of each
  * candidate on a few training-side batches first (no weights change), since pruning shifts the downstream statistics.
  */
-import type { Architecture } from '../../models/architectures.js';
+import type { Architecture } from '../../models/graph.js';
 import type { ModelParams } from '../../models/params.js';
 import { type ChannelGroup, configCost, denseCost, keepCounts, masksFromScores } from '../../models/channels.js';
 import { slimModel } from '../../models/slim.js';

@@ -4,14 +4,13 @@
  * every step (pruned channels stay zero). Gradients come from tf.variableGrads over src/channels/net.ts.
  */
 import * as tf from '@tensorflow/tfjs';
-import type { Architecture } from '../../models/architectures.js';
+import type { Architecture } from '../../models/graph.js';
 import type { ModelParams } from '../../models/params.js';
 import { cloneParams } from '../../models/params.js';
-import { toTensors, forward, countCorrect, disposeModelTensors, type ModelTensors } from '../../models/forward.js';
+import { toTensors, forward, runGraph, countCorrect, disposeModelTensors, type ModelTensors, type RunOptions } from '../../models/forward.js';
 import type { ParamMasks } from '../../models/channels.js';
 import type { ImageSet } from '../../foundation/data/datasets.js';
 import { Rng } from '../../foundation/rng.js';
-import { netForward, type NetForwardOptions } from './net.js';
 import { batchOf, oneHot, sliceOf } from './data.js';
 import { UsageError } from '../../foundation/errors.js';
 
@@ -146,7 +145,7 @@ export interface TrainOptions {
    * Replaces the loss (default: softmax CE of the network output, BN in training mode). Gets the model tensors
    * (variables), the batch, its one-hot labels and the callback that updates BatchNorm moving statistics.
    */
-  loss?: (t: ModelTensors, x: tf.Tensor4D, y: tf.Tensor2D, onBatchNormStats: NonNullable<NetForwardOptions['onBatchNormStats']>) => tf.Scalar;
+  loss?: (t: ModelTensors, x: tf.Tensor4D, y: tf.Tensor2D, onBatchNormStats: NonNullable<RunOptions['onBatchNormStats']>) => tf.Scalar;
   /** More variables trained by the same optimiser (no weight decay, no masks), e.g. DCP heads. The caller owns them. */
   extraVariables?: tf.Variable[];
 }
@@ -176,7 +175,7 @@ export function trainSgd(arch: Architecture, params: ModelParams, data: ImageSet
     };
     const { value, grads } = tf.variableGrads(() => {
       if (opts.loss) return opts.loss(vars.tensors, x, y, onBatchNormStats);
-      const logits = netForward(arch, vars.tensors, x, { training: true, onBatchNormStats });
+      const logits = runGraph(arch, vars.tensors, x, { mode: 'train', onBatchNormStats, dropoutSeed: step });
       return tf.losses.softmaxCrossEntropy(y, logits) as tf.Scalar;
     }, varList);
     for (const [i, mm, mv] of bnUpdates) {
@@ -241,8 +240,9 @@ export function recalibrateBatchNorm(arch: Architecture, params: ModelParams, r:
     for (let i = 0; i < r.batches; i++) {
       const { x } = batchOf(r.set, sampler.next());
       tf.tidy(() => {
-        netForward(arch, t, x, {
-          training: true,
+        runGraph(arch, t, x, {
+          mode: 'train',
+          dropoutSeed: null,
           onBatchNormStats: (k, mean, variance) => {
             const m = mean.dataSync();
             const v = variance.dataSync();

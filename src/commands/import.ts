@@ -5,7 +5,7 @@ import { parseBackendName } from '../../backends/backend.js';
 import { UsageError } from '../../foundation/errors.js';
 import { saveModel } from '../../models/io.js';
 import { sizeReport } from '../../models/params.js';
-import { importCaffeManifest } from '../olmp-released/manifest.js';
+import { importCaffeManifest } from '../../models/caffe/manifest.js';
 
 export const summary = 'prunus import: convert a Caffe-layout weights manifest (OLMP / DNS / Caffe LeNets) into a prunus model';
 export const usage = `usage: prunus import --manifest <dir|manifest.json> --model lenet-300-100|lenet-5 --out <dir> [--json]

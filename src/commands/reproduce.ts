@@ -9,7 +9,7 @@ import { PUBLISHED } from '../pipeline/published.js';
 import { search } from '../pipeline/run.js';
 import { pipelineProgress } from '../pipeline/cli-output.js';
 import { SEARCH_FLAGS, searchOptionsFromFlags } from './search.js';
-import { importCaffeManifest } from '../olmp-released/manifest.js';
+import { importCaffeManifest } from '../../models/caffe/manifest.js';
 import { saveModel } from '../../models/io.js';
 import { recoverDir } from '../../foundation/atomic.js';
 import { resultsRoot } from '../run-dir.js';

@@ -10,7 +10,7 @@ import type { MagnitudeStats } from '../../models/masks.js';
 import { initBackend, parseBackendName, backendRecord } from '../../backends/backend.js';
 import { loadDataset } from '../../foundation/data/datasets.js';
 import { UsageError } from '../../foundation/errors.js';
-import { importCaffeManifest } from './manifest.js';
+import { importCaffeManifest } from '../../models/caffe/manifest.js';
 import { evaluateModel, type LayerSize } from './evaluate.js';
 
 export type ReleasedModelName = 'lenet-300-100' | 'lenet-5';

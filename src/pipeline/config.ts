@@ -2,7 +2,8 @@
  * The OLMP pipeline's configuration (spec olmp.md §3–§5): every schedule constant, with the spec's values as
  * defaults, per-model constants, the --quick preset, and validation of user values.
  */
-import { getArchitecture, prunableOps } from '../../models/architectures.js';
+import { getArchitecture } from '../../models/architectures.js';
+import { prunableOps } from '../../models/graph.js';
 import { UsageError, check, parseNumber } from '../../foundation/errors.js';
 import { TRAIN_ORDERS, type TrainOrder } from '../../foundation/data/datasets.js';
 

@@ -3,7 +3,7 @@
  * batch (models/forward.ts), logits read back once per batch, argmax and loss in float64 on the host.
  */
 import * as tf from '@tensorflow/tfjs';
-import type { Architecture } from '../../models/architectures.js';
+import type { Architecture } from '../../models/graph.js';
 import type { ModelParams, LayerMasks } from '../../models/params.js';
 import { toTensors, disposeModelTensors, forward, countCorrect, type ModelTensors } from '../../models/forward.js';
 import type { ImageSet } from '../../foundation/data/datasets.js';

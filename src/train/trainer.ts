@@ -8,12 +8,11 @@
  * its stored (already seeded-shuffled) order, cycling like Caffe's data layer: a batch may wrap around the end.
  */
 import * as tf from '@tensorflow/tfjs';
-import type { Architecture, BatchNormOp } from '../../models/architectures.js';
-import { prunableOps, weightShape, biasLength } from '../../models/architectures.js';
+import type { Architecture, BatchNormOp } from '../../models/graph.js';
+import { prunableOps, weightShape, biasLength } from '../../models/graph.js';
 import type { ModelParams, LayerMasks } from '../../models/params.js';
-import { batchNormOps } from '../../models/params.js';
-import type { ModelTensors } from '../../models/forward.js';
-import { trainForward } from './forward.js';
+import { batchNormOps } from '../../models/graph.js';
+import { runGraph, type ModelTensors } from '../../models/forward.js';
 import type { ImageSet } from '../../foundation/data/datasets.js';
 import { resolveSolver, learningRate, type SolverOptions } from './solver.js';
 import { evaluateLogits, type EvalResult } from './evaluate.js';
@@ -284,8 +283,10 @@ export class Trainer {
       const nL = eff.length;
       const f = (...args: tf.Tensor[]): tf.Scalar => {
         const t = this.modelTensors(args.slice(0, nL), args.slice(nL));
-        const logits = trainForward(this.arch, t, x, {
+        const logits = runGraph(this.arch, t, x, {
+          mode: 'train',
           gates: this.gateTensors,
+          dropoutSeed: this._iteration,
           onBatchNormStats: (i, mean, variance) => {
             const b = this.bns[i]!;
             const mu = s.bnMomentum;
@@ -298,7 +299,8 @@ export class Trainer {
       const { value, grads } = tf.valueAndGrads(f)([...eff, ...bnArgs]);
       const params: Trainable[] = [...this.layers.flatMap((l) => [l.weight, l.bias]), ...this.bns.flatMap((b) => [b.gamma, b.beta])];
       params.forEach((p, i) => {
-        const g = grads[i]!;
+        // A parameter the forward never reads (the bias of a bias-less layer has length 0) gets no gradient.
+        const g = grads[i] ?? tf.zerosLike(p.value);
         const decay = s.weightDecay * p.decayMult;
         const diff = decay !== 0 ? tf.add(g, tf.mul(p.value, decay)) : g;
         const v = tf.add(tf.mul(diff, lr * p.lrMult), tf.mul(p.momentum, s.momentum));

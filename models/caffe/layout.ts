@@ -10,8 +10,9 @@
  * (pool2 = 50x4x4): kernel[(h*4+w)*50+c][o] = W[o][c*16+h*4+w]. With one channel (LeNet-300-100) both orders agree.
  * Masks have the weights' layout and go through the same mapping.
  */
-import { type Architecture, type PrunableOp, prunableOps, weightShape, biasLength } from '../../models/architectures.js';
-import type { ModelParams, LayerMasks } from '../../models/params.js';
+import { type Architecture, type PrunableOp, prunableOps, weightShape, biasLength } from '../graph.js';
+import type { ModelParams, LayerMasks } from '../params.js';
+import { walkGraph } from '../walk.js';
 
 export type CaffeArray = Float32Array | Uint8Array;
 
@@ -64,45 +65,27 @@ export function caffeToTfjsConv<T extends CaffeArray>(w: T, outChannels: number,
   return out;
 }
 
-/** Caffe shape of a prunable op's weight: [out, in] or [out, in, kh, kw]. */
+/** Caffe shape of a prunable op's weight: [out, in] or [out, in, kh, kw]. Caffe has no depthwise layer. */
 export function caffeWeightShape(op: PrunableOp): number[] {
+  if (op.type === 'depthwise') throw new RangeError(`${op.name}: Caffe has no depthwise convolution`);
   return op.type === 'dense' ? [op.outUnits, op.inUnits] : [op.outChannels, op.inChannels, op.kernel, op.kernel];
 }
 
-function convOut(size: number, kernel: number, stride: number, padding: 'valid' | 'same'): number {
-  return padding === 'same' ? Math.ceil(size / stride) : Math.floor((size - kernel) / stride) + 1;
-}
-
 /**
- * Per prunable op: the [C, H, W] shape a dense layer flattens (its input is a spatial tensor), or null
- * (conv layers, and dense layers fed by another dense layer).
+ * Per prunable op: the [C, H, W] shape a dense layer flattens (it reads a flatten of a spatial tensor), or null
+ * (conv layers, and dense layers fed by a flat value).
  */
 export function flattenedInputs(arch: Architecture): ([number, number, number] | null)[] {
-  let [h, w, c] = arch.inputShape;
-  let spatial = true;
-  const out: ([number, number, number] | null)[] = [];
-  for (const op of arch.ops) {
-    switch (op.type) {
-      case 'conv2d':
-        h = convOut(h, op.kernel, op.stride, op.padding);
-        w = convOut(w, op.kernel, op.stride, op.padding);
-        c = op.outChannels;
-        out.push(null);
-        break;
-      case 'maxpool':
-        h = Math.floor((h - op.size) / op.stride) + 1;
-        w = Math.floor((w - op.size) / op.stride) + 1;
-        break;
-      case 'dense':
-        out.push(spatial ? [c, h, w] : null);
-        spatial = false;
-        break;
-      case 'flatten':
-      case 'batchnorm':
-        break;
-    }
-  }
-  return out;
+  const w = walkGraph(arch);
+  return w.layers.map((i) => {
+    const n = w.nodes[i]!;
+    if (n.op.type !== 'dense') return null;
+    const src = n.inputs[0]!;
+    const from = src >= 0 && w.nodes[src]!.op.type === 'flatten' ? w.nodes[src]!.ins[0]! : null;
+    if (!from || from.flat) return null;
+    const [h, x, c] = from.shape;
+    return [c, h, x];
+  });
 }
 
 /** One layer's arrays in Caffe layout. Masks absent = all ones (a plain, unpruned layer). */
@@ -135,6 +118,7 @@ export function caffeToTfjsParams(arch: Architecture, layers: CaffeLayerArrays[]
     if (l.bias.length !== nb) throw new RangeError(`${op.name}: bias has ${l.bias.length} values, needs ${nb}`);
     if (l.biasMask && l.biasMask.length !== nb) throw new RangeError(`${op.name}: bias mask has ${l.biasMask.length} values, needs ${nb}`);
     const chw = flat[k] && !opts.skipFlattenPermutation ? flat[k]! : undefined;
+    if (op.type === 'depthwise') throw new RangeError(`${op.name}: Caffe has no depthwise convolution`);
     const map = <T extends CaffeArray>(a: T): T =>
       op.type === 'dense' ? caffeToTfjsDense(a, op.outUnits, op.inUnits, chw) : caffeToTfjsConv(a, op.outChannels, op.inChannels, op.kernel, op.kernel);
     const nw = weightShape(op).reduce((a, b) => a * b, 1);

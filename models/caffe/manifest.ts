@@ -10,11 +10,12 @@
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
-import { getArchitecture, prunableOps, biasLength, type Architecture } from '../../models/architectures.js';
-import type { PrunableModel } from '../../models/params.js';
-import { magnitudeStats, type MagnitudeStats } from '../../models/masks.js';
+import { getArchitecture } from '../architectures.js';
+import { prunableOps, biasLength, type Architecture } from '../graph.js';
+import type { PrunableModel } from '../params.js';
+import { magnitudeStats, type MagnitudeStats } from '../masks.js';
 import { UsageError } from '../../foundation/errors.js';
-import { caffeToTfjsParams, caffeWeightShape, type CaffeLayerArrays, type CaffeToTfjsOptions } from './caffe.js';
+import { caffeToTfjsParams, caffeWeightShape, type CaffeLayerArrays, type CaffeToTfjsOptions } from './layout.js';
 
 export const ROLES = ['weight', 'bias', 'weight_mask', 'bias_mask'] as const;
 export type Role = (typeof ROLES)[number];
@@ -130,7 +131,8 @@ function resolveDataFile(mp: string, name: string): string {
  */
 export function readCaffeArrays(manifestDirOrFile: string, modelName: string): CaffeArrays {
   const arch = getArchitecture(modelName);
-  if (arch.ops.some((op) => op.type === 'batchnorm')) throw new UsageError(`${modelName}: models with batchnorm layers cannot be imported from a Caffe manifest`);
+  const foreign = arch.ops.find((op) => !['conv2d', 'dense', 'maxpool', 'flatten'].includes(op.type));
+  if (foreign) throw new UsageError(`${modelName}: models with ${foreign.type} layers cannot be imported from a Caffe manifest`);
   const { path: mp, manifest: m } = readManifest(manifestDirOrFile);
   const ops = prunableOps(arch);
   const opIndex = new Map(ops.map((op, k) => [op.name, k]));

@@ -1,13 +1,12 @@
 /**
- * A differentiable forward pass for channel pruning (training, GFBS gradients, DCP selection). Same semantics as
- * models/forward.ts (gates after the layer output, before the activation; BatchNorm as there), plus:
- *  - it can run a range of ops (DCP: from a consumer layer to a head), and
- *  - where the backend has no Conv2DBackpropFilter kernel (tfjs-backend-wasm 4.22 lacks it), convolutions get
- *    both gradients as forward convs, so conv nets train on wasm.
+ * Training-mode building blocks of the forward pass, differentiable on every backend:
+ *  - conv2d whose gradients are forward convs where the backend has no Conv2DBackpropFilter kernel (stride 1);
+ *  - per-channel sums and moments as matMuls (wasm reduces non-last axes slowly);
+ *  - BatchNorm with batch statistics and a closed-form backward (tfjs's own batchNorm gradient tiles its operands,
+ *    which dominates a training step on wasm).
  */
 import * as tf from '@tensorflow/tfjs';
-import type { Architecture, Conv2DOp } from '../../models/architectures.js';
-import type { ModelTensors } from '../../models/forward.js';
+import type { Conv2DOp } from '../graph.js';
 
 /**
  * Filter gradient of a stride-1 conv as one forward conv (the batch becomes the channel axis):
@@ -141,87 +140,4 @@ export function batchNormTrain(x: tf.Tensor, gamma: tf.Tensor1D, beta: tf.Tensor
     bnTrainFns.set(epsilon, f);
   }
   return f(x, gamma, beta);
-}
-
-export interface NetForwardOptions {
-  training?: boolean;
-  /** Per prunable layer: a multiplicative per-channel gate on the layer output, before its activation. */
-  gates?: (tf.Tensor1D | null)[];
-  /** Called with each batchnorm's batch mean/variance in training mode. */
-  onBatchNormStats?: (index: number, mean: tf.Tensor1D, variance: tf.Tensor1D) => void;
-  /** Receives the output of each prunable layer before its activation (index = prunable layer). */
-  onLayerOutput?: (layer: number, out: tf.Tensor) => void;
-  /** First op to run (default 0); `x` is then the input of that op. */
-  fromOp?: number;
-  /** Stop before this op (default: all ops). */
-  toOp?: number;
-  /** Compute the gradient w.r.t. `x` itself (default false: x is data). */
-  inputGrad?: boolean;
-}
-
-/** Prunable-layer and batchnorm indices of the ops before op `i`. */
-export function opIndices(arch: Architecture, i: number): { layer: number; bn: number } {
-  let layer = 0;
-  let bn = 0;
-  for (let j = 0; j < i; j++) {
-    const t = arch.ops[j]!.type;
-    if (t === 'conv2d' || t === 'dense') layer++;
-    else if (t === 'batchnorm') bn++;
-  }
-  return { layer, bn };
-}
-
-/** Runs ops [fromOp, toOp) on x. Differentiable (use inside tf.variableGrads / tf.grads). */
-export function netForward(arch: Architecture, t: ModelTensors, x: tf.Tensor, opts: NetForwardOptions = {}): tf.Tensor {
-  const from = opts.fromOp ?? 0;
-  const to = opts.toOp ?? arch.ops.length;
-  let h = x;
-  if (from === 0 && h.rank === 2 && arch.ops[0]?.type === 'conv2d') {
-    const [H, W, C] = arch.inputShape;
-    h = h.reshape([h.shape[0]!, H, W, C]);
-  }
-  let { layer, bn } = opIndices(arch, from);
-  for (let i = from; i < to; i++) {
-    const op = arch.ops[i]!;
-    switch (op.type) {
-      case 'conv2d':
-      case 'dense': {
-        const lt = t.layers[layer]!;
-        if (op.type === 'conv2d') {
-          h = tf.add(conv2dTrainable(h as tf.Tensor4D, lt.weight as tf.Tensor4D, op, i !== from || opts.inputGrad === true), lt.bias);
-        } else {
-          if (h.rank !== 2) h = h.reshape([h.shape[0]!, -1]);
-          h = tf.add(tf.matMul(h as tf.Tensor2D, lt.weight as tf.Tensor2D), lt.bias);
-        }
-        opts.onLayerOutput?.(layer, h);
-        const gate = opts.gates?.[layer] ?? null;
-        if (gate) h = tf.mul(h, gate);
-        if (op.activation === 'relu') h = tf.relu(h);
-        layer++;
-        break;
-      }
-      case 'maxpool':
-        h = tf.maxPool(h as tf.Tensor4D, op.size, op.stride, 'valid');
-        break;
-      case 'flatten':
-        h = h.reshape([h.shape[0]!, -1]);
-        break;
-      case 'batchnorm': {
-        const b = t.batchNorms[bn]!;
-        if (opts.training) {
-          if (opts.onBatchNormStats) {
-            const m = channelMoments(h);
-            opts.onBatchNormStats(bn, m.mean, m.variance);
-          }
-          h = batchNormTrain(h, b.gamma, b.beta, op.epsilon);
-        } else {
-          h = tf.batchNorm(h, b.movingMean, b.movingVariance, b.beta, b.gamma, op.epsilon);
-        }
-        if (op.activation === 'relu') h = tf.relu(h);
-        bn++;
-        break;
-      }
-    }
-  }
-  return h;
 }
