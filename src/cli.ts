@@ -21,6 +21,7 @@ const COMMANDS: Record<string, () => Promise<CommandModule>> = {
   eval: () => import('./commands/eval.js'),
   import: () => import('./commands/import.js'),
   channels: () => import('./commands/channels.js'),
+  export: () => import('./commands/export.js'),
 };
 
 async function help(): Promise<string> {

@@ -1,5 +1,5 @@
 /**
- * The wasm kernels of backends/kernels/wasm.ts against the cpu backend: Conv2DBackpropFilter (registered),
+ * The wasm kernels of backends/kernels/ against the cpu backend: Conv2DBackpropFilter and the depthwise gradients (registered),
  * Conv2DBackpropInput (stride-1 fast path) and BatchMatMul/_FusedMatMul with transposed operands (wrapped).
  */
 import { describe, it, expect, beforeAll } from 'vitest';
@@ -217,6 +217,30 @@ describe('wasm kernels', () => {
               }
         expect(relErr(a.dx, ref), `hand ${JSON.stringify(c)}`).toBeLessThan(1e-6);
       }
+    }
+  });
+
+  it('depthwise conv filter and input gradients match the cpu backend (multipliers 1 and 2, strides 1/2, valid/same)', async () => {
+    const rng = new Rng('depthwise-grads');
+    for (const [n, h, w, c, k, m, stride, pad] of [
+      [2, 7, 7, 3, 3, 1, 1, 'same'],
+      [3, 8, 6, 4, 3, 2, 2, 'same'],
+      [1, 9, 9, 2, 5, 1, 2, 'valid'],
+      [2, 6, 6, 5, 1, 3, 1, 'valid'],
+    ] as const) {
+      const xs = randomArray(rng, n * h * w * c);
+      const ws = randomArray(rng, k * k * c * m);
+      const grads = () =>
+        tf.tidy(() => {
+          const x = tf.tensor4d(xs, [n, h, w, c]);
+          const f = tf.tensor4d(ws, [k, k, c, m]);
+          const loss = (a: tf.Tensor, b: tf.Tensor) => tf.sum(tf.square(tf.depthwiseConv2d(a as tf.Tensor4D, b as tf.Tensor4D, stride, pad)));
+          return tf.grads(loss)([x, f]).map((g) => g.dataSync());
+        });
+      const wasm = grads();
+      const cpu = await onCpu(grads);
+      expect(relErr(wasm[0]!, cpu[0]!), `dx ${[n, h, w, c, k, m, stride, pad]}`).toBeLessThan(1e-5);
+      expect(relErr(wasm[1]!, cpu[1]!), `dW ${[n, h, w, c, k, m, stride, pad]}`).toBeLessThan(1e-5);
     }
   });
 

@@ -1,6 +1,7 @@
 /**
  * wasm kernels for training (tfjs-backend-wasm 4.22), registered by registerWasmKernels():
  * - Conv2DBackpropFilter: missing on wasm, so the filter gradient of any conv2d (LeNet-5, every CNN) failed.
+ * - DepthwiseConv2dNativeBackpropFilter / BackpropInput: missing on wasm (wasm-depthwise.ts).
  * - MaxPoolGrad: the stock kernel is WRONG whenever there is more than one channel (gradients routed to the wrong
  *   positions; every LeNet-5 conv gradient was off by ~80% against the cpu backend). Replaced.
  * - Conv2DBackpropInput: the stock kernel is a plain loop; stride-1 NHWC cases run as an XNNPACK conv instead.
@@ -25,6 +26,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { backend_util } from '@tensorflow/tfjs';
 import type { TensorInfo, KernelFunc, NamedAttrMap } from '@tensorflow/tfjs';
+import { registerWasmDepthwiseKernels } from './wasm-depthwise.js';
 
 /** The wasm backend surface the kernel uses (BackendWasm). */
 interface WasmBackendLike {
@@ -363,7 +365,7 @@ function wrapMatMul(kernelName: 'BatchMatMul' | '_FusedMatMul'): void {
 }
 
 /** Kernels registered (or wrapped) here for the wasm backend. */
-export const WASM_EXTRA_KERNELS = ['Conv2DBackpropFilter', 'MaxPoolGrad (replaces a wrong stock kernel)', 'Conv2DBackpropInput (stride 1)', 'BatchMatMul (transposed operands)', '_FusedMatMul (transposed operands)'] as const;
+export const WASM_EXTRA_KERNELS = ['Conv2DBackpropFilter', 'DepthwiseConv2dNativeBackpropFilter', 'DepthwiseConv2dNativeBackpropInput', 'MaxPoolGrad (replaces a wrong stock kernel)', 'Conv2DBackpropInput (stride 1)', 'BatchMatMul (transposed operands)', '_FusedMatMul (transposed operands)'] as const;
 
 /**
  * Registers the missing wasm kernels and the matmul wrappers. Idempotent; a Conv2DBackpropFilter the installed
@@ -377,4 +379,5 @@ export function registerWasmKernels(): void {
   wrapMatMul('_FusedMatMul');
   wrapConv2DBackpropInput();
   replaceMaxPoolGrad();
+  registerWasmDepthwiseKernels();
 }

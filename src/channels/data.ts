@@ -9,6 +9,7 @@ import { UsageError } from '../../foundation/errors.js';
 
 export interface ChannelData {
   dataset: string;
+  numClasses: number;
   train: ImageSet;
   score: ImageSet;
   validation: ImageSet;
@@ -24,23 +25,39 @@ export interface DataSizes {
 
 const cache = new Map<string, ChannelData>();
 
-/** Loads (and memoises per process) the splits: train = head of the training split, score = its tail. */
-export function loadChannelData(dataset: string, sizes: DataSizes, opts: { dataDir?: string; splitSeed?: number } = {}): ChannelData {
-  const key = JSON.stringify([dataset, sizes, opts.dataDir ?? null, opts.splitSeed ?? 0]);
+export interface ChannelDataOptions {
+  dataDir?: string;
+  splitSeed?: number;
+  inputScale?: number;
+  inputOffset?: number;
+}
+
+/**
+ * Loads (and memoises per process) the splits: train = head of the training split, score = its tail. Sizes are
+ * upper bounds: a smaller dataset gives what it has (the scoring split at most a tenth of the training split).
+ */
+export function loadChannelData(dataset: string, sizes: DataSizes, opts: ChannelDataOptions = {}): ChannelData {
+  const key = JSON.stringify([dataset, sizes, opts.dataDir ?? null, opts.splitSeed ?? 0, opts.inputScale ?? null, opts.inputOffset ?? null]);
   const hit = cache.get(key);
   if (hit) return hit;
-  const d = loadDataset(dataset, { dataDir: opts.dataDir, splitSeed: opts.splitSeed ?? 0 });
+  const d = loadDataset(dataset, {
+    dataDir: opts.dataDir,
+    splitSeed: opts.splitSeed ?? 0,
+    ...(opts.inputScale !== undefined ? { inputScale: opts.inputScale } : {}),
+    ...(opts.inputOffset !== undefined ? { inputOffset: opts.inputOffset } : {}),
+  });
   const n = d.train.count;
-  if (sizes.train + sizes.score > n) throw new UsageError(`train (${sizes.train}) + score (${sizes.score}) images exceed the ${n}-image training split`);
-  if (sizes.validation > d.validation.count) throw new UsageError(`validation size ${sizes.validation} exceeds ${d.validation.count}`);
-  if (sizes.test > d.test.count) throw new UsageError(`test size ${sizes.test} exceeds ${d.test.count}`);
+  const score = Math.min(sizes.score, Math.max(2, Math.floor(n / 10)));
+  const train = Math.min(sizes.train, n - score);
+  if (train < 1) throw new UsageError(`${dataset}: its ${n}-image training split is too small for a training and a scoring part`);
   const range = (a: number, b: number) => Int32Array.from({ length: b - a }, (_, i) => a + i);
   const out: ChannelData = {
     dataset,
-    train: subset(d.train, range(0, sizes.train)),
-    score: subset(d.train, range(n - sizes.score, n)),
-    validation: subset(d.validation, range(0, sizes.validation)),
-    test: subset(d.test, range(0, sizes.test)),
+    numClasses: d.numClasses,
+    train: subset(d.train, range(0, train)),
+    score: subset(d.train, range(n - score, n)),
+    validation: subset(d.validation, range(0, Math.min(sizes.validation, d.validation.count))),
+    test: subset(d.test, range(0, Math.min(sizes.test, d.test.count))),
   };
   cache.set(key, out);
   return out;

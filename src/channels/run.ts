@@ -8,7 +8,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { createRequire } from 'node:module';
 import * as tf from '@tensorflow/tfjs';
-import { getArchitecture } from '../../models/architectures.js';
+import { resolveModel, fitToData } from '../../models/source.js';
 import '../../models/zoo-cnn.js';
 import { channelGroups, configCost, denseCost, keptIndices, masksFromScores, applyChannelMasks, type ChannelMasks } from '../../models/channels.js';
 import { slimModel } from '../../models/slim.js';
@@ -167,9 +167,11 @@ export async function pruneChannels(opts: ChannelsOptions): Promise<ChannelsRepo
   const cfg = resolveChannelsConfig(opts);
   const log = opts.log ?? (() => {});
   const resultsRoot = resolve(opts.resultsRoot ?? process.env.PRUNUS_RESULTS ?? 'results');
-  const runDir = resolve(opts.out ?? join(resultsRoot, `channels-${cfg.model}-${cfg.method}-b${cfg.flopsBudget}-s${cfg.seed}-${timestamp()}`));
+  const given = resolveModel(cfg.model, cfg.modelSha256 ?? undefined);
+  const slug = given.source.kind === 'zoo' ? cfg.model : given.arch.name.replace(/[^A-Za-z0-9_.-]/g, '_');
+  const runDir = resolve(opts.out ?? join(resultsRoot, `channels-${slug}-${cfg.method}-b${cfg.flopsBudget}-s${cfg.seed}-${timestamp()}`));
   if (existsSync(join(runDir, 'report.json'))) throw new UsageError(`${runDir} already holds a finished run`);
-  const hasBn = getArchitecture(cfg.model).ops.some((o) => o.type === 'batchnorm');
+  const hasBn = given.arch.ops.some((o) => o.type === 'batchnorm');
   if (hasBn && cfg.bnRecalibration > 0 && opts.workers && opts.workers > 0) {
     throw new UsageError('--workers evaluates masked candidates with the baseline BatchNorm statistics; on BatchNorm models use it with --bn-recalibration 0');
   }
@@ -183,10 +185,11 @@ export async function pruneChannels(opts: ChannelsOptions): Promise<ChannelsRepo
     return r;
   };
 
-  const arch = getArchitecture(cfg.model);
+  const data = phase('data', () => loadChannelData(cfg.dataset, cfg.data, { dataDir: cfg.dataDir, splitSeed: cfg.splitSeed, inputScale: cfg.inputScale, inputOffset: cfg.inputOffset }));
+  const arch = fitToData(given.arch, { shape: data.train.shape, numClasses: data.numClasses, name: data.dataset }, cfg.model);
   const groups = channelGroups(arch);
-  const data = phase('data', () => loadChannelData(cfg.dataset, cfg.data, { dataDir: cfg.dataDir, splitSeed: cfg.splitSeed }));
-  const baseline = phase('baseline', () => getBaseline(resultsRoot, cfg, data, log));
+  if (groups.length === 0) throw new UsageError(`${cfg.model}: no channels can be pruned (every channel reaches the output or is tied to the input)`);
+  const baseline = phase('baseline', () => getBaseline(resultsRoot, cfg, arch, given.params, data, log));
   log(`baseline: validation ${(baseline.validationAccuracy * 100).toFixed(2)}%, test ${(baseline.testAccuracy * 100).toFixed(2)}%`);
 
   const method = createMethod(cfg.method, { arch, groups, baseline: baseline.params, data, seed: cfg.seed, cfg, log });

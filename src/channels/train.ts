@@ -78,7 +78,8 @@ function makeVars(params: ModelParams, arch: Architecture, masks?: ParamMasks): 
   const v = (t: tf.Tensor, m?: Uint8Array) => {
     const x = tf.variable(t, true);
     t.dispose();
-    trainable.push(x);
+    // A zero-length array (the bias of a layer without one) is read by nothing: not trained.
+    if (x.size > 0) trainable.push(x);
     if (m && m.some((e) => e === 0)) {
       const mt = tf.tensor(Float32Array.from(m), x.shape);
       maskMap.set(x, mt);

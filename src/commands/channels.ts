@@ -3,10 +3,11 @@ import { parseBackendName } from '../../backends/backend.js';
 import { parseNumber, UsageError } from '../../foundation/errors.js';
 import { checkMethod, checkObjective, channelModelNames, METHOD_NAMES, type ChannelsConfig } from '../channels/config.js';
 import { pruneChannels, type ChannelsReport } from '../channels/run.js';
+import { isModelPath } from '../../models/source.js';
 import { runComparison, formatComparison, COMPARE_BUDGETS } from '../channels/compare.js';
 
 export const summary = 'prunus channels: channel pruning (DI, DCP, GFBS, L1, random) searched by NCS under a FLOPs budget';
-export const usage = `usage: prunus channels --model lenet-5|vgg-bn --method di|dcp|gfbs|l1|random [options]
+export const usage = `usage: prunus channels --model lenet-5|vgg-bn|PATH/model.json --method di|dcp|gfbs|l1|random [options]
        prunus channels --compare [--quick] [--models a,b] [--methods a,b] [--budgets 0.5,0.25]
 
   --flops-budget X       pruned MACs must be <= X · dense MACs (hard constraint; default 0.5)
@@ -22,6 +23,10 @@ export const usage = `usage: prunus channels --model lenet-5|vgg-bn --method di|
                          evaluator pool with N worker threads (masked candidates)
   --bn-recalibration N   BatchNorm models: re-estimate each pruned candidate's BN statistics on N batches of 64
                          scoring images before evaluating it (no weights change; default 8, 0 = off)
+  --dataset D            for a model given as a file: mnist (default) | fashion-mnist | a folder of IDX or .npy files |
+                         an .npz (the zoo models have theirs: lenet-5 mnist, vgg-bn fashion-mnist)
+  --input-scale X --input-offset Y
+                         pixels reach the model as raw × X + Y (default 1/256 and 0)
   --data-dir D           folder with the four IDX files (overrides the dataset's location)
   --out DIR              run directory (default results/channels-<model>-<method>-b<budget>-s<seed>-<time>)
   --compare              every method × MAC reduction 50 % and 75 % on both models: table.md, table.csv, table.json
@@ -42,6 +47,9 @@ const FLAGS = {
   'baseline-steps': { type: 'string' },
   'di-steps': { type: 'string' },
   'data-dir': { type: 'string' },
+  dataset: { type: 'string' },
+  'input-scale': { type: 'string' },
+  'input-offset': { type: 'string' },
   workers: { type: 'string' },
   'bn-recalibration': { type: 'string' },
   out: { type: 'string' },
@@ -95,6 +103,9 @@ export async function run(argv: string[]): Promise<number> {
     if (baselineSteps !== undefined) o.baseline = { steps: baselineSteps } as ChannelsConfig['baseline'];
     if (diSteps !== undefined) o.di = { rounds: diSteps } as ChannelsConfig['di'];
     if (v['data-dir'] !== undefined) o.dataDir = v['data-dir'];
+    if (v.dataset !== undefined) o.dataset = v.dataset;
+    if (v['input-scale'] !== undefined) o.inputScale = parseNumber('--input-scale', v['input-scale'], { min: 0, exclusiveMin: true });
+    if (v['input-offset'] !== undefined) o.inputOffset = parseNumber('--input-offset', v['input-offset']);
     if (bnRecalibration !== undefined) o.bnRecalibration = bnRecalibration;
     return o;
   };
@@ -124,8 +135,8 @@ export async function run(argv: string[]): Promise<number> {
     return 0;
   }
 
-  if (v.model === undefined) throw new UsageError(`channels: --model is required (${channelModelNames().join('|')})`);
-  if (!channelModelNames().includes(v.model)) throw new UsageError(`channels: --model must be one of ${channelModelNames().join(', ')}, got '${v.model}'`);
+  if (v.model === undefined) throw new UsageError(`channels: --model is required (${channelModelNames().join('|')}, or a path to a TensorFlow.js model.json)`);
+  if (!channelModelNames().includes(v.model) && !isModelPath(v.model)) throw new UsageError(`channels: --model must be one of ${channelModelNames().join(', ')} or a path to a TensorFlow.js model.json, got '${v.model}'`);
   const method = checkMethod(v.method);
   const flopsBudget = v['flops-budget'] === undefined ? undefined : parseNumber('--flops-budget', v['flops-budget'], { min: 0, max: 1, exclusiveMin: true });
   const report = await pruneChannels({

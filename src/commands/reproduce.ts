@@ -8,7 +8,7 @@ import { PUBLISHED_SEEDS } from '../pipeline/config.js';
 import { PUBLISHED } from '../pipeline/published.js';
 import { search } from '../pipeline/run.js';
 import { pipelineProgress } from '../pipeline/cli-output.js';
-import { SEARCH_FLAGS, searchOptionsFromFlags } from './search.js';
+import { SEARCH_FLAGS, searchOptionsFromFlags } from '../pipeline/flags.js';
 import { importCaffeManifest } from '../../models/caffe/manifest.js';
 import { saveModel } from '../../models/io.js';
 import { recoverDir } from '../../foundation/atomic.js';

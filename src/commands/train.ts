@@ -1,31 +1,34 @@
 /**
- * `prunus train`: trains a reference model from a seeded Xavier initialisation with Caffe's SGD (src/train), evaluates
+ * `prunus train`: trains a reference model from a seeded Xavier initialisation (or continues training a model given as
+ * a TensorFlow.js LayersModel, from its weights) with Caffe's SGD (src/train), evaluates
  * it on the validation and test sets and writes a run folder atomically (src/run-dir.ts):
  *   config.json   resolved config (seed, split seed, solver, backend record, versions)
  *   metrics.json  progress records (iteration, mean loss over the interval, lr, images/s) and final evaluations
  *   report.json   the final report (also printed as one JSON object on stdout with --json)
- *   model/        the trained model (models/io.ts format, all-ones masks)
+ *   model/        the trained model (models/io.ts: a TensorFlow.js LayersModel, all-ones masks)
  */
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseFlags, COMMON_FLAGS } from '../cli-args.js';
 import { UsageError, check, parseNumber } from '../../foundation/errors.js';
-import { getArchitecture, modelNames } from '../../models/architectures.js';
+import { modelNames } from '../../models/architectures.js';
+import { resolveModel, fitToData } from '../../models/source.js';
 import { initParams, onesMasks } from '../../models/params.js';
 import { writeModelFiles } from '../../models/io.js';
-import { loadDataset, DATASET_NAMES, type TrainOrder } from '../../foundation/data/datasets.js';
+import { loadDataset, type TrainOrder } from '../../foundation/data/datasets.js';
 import { initBackend, parseBackendName, describeBackend, backendRecord } from '../../backends/backend.js';
 import { Rng } from '../../foundation/rng.js';
 import { Trainer, evaluateAccuracy, type EvalResult } from '../train/index.js';
 import { resolveRunDir, buildRunDir, writeJson, runVersions } from '../run-dir.js';
 
-export const summary = 'prunus train: train a reference LeNet with Caffe SGD and write a run folder';
-export const usage = `usage: prunus train --model lenet-300-100|lenet-5 [options]
+export const summary = 'prunus train: train a reference model with Caffe SGD (or continue training a model file) and write a run folder';
+export const usage = `usage: prunus train --model lenet-300-100|lenet-5|PATH/model.json [options]
 
-  --model M            architecture (${modelNames().join(', ')})
+  --model M            architecture (${modelNames().join(', ')}), or a TensorFlow.js model.json to continue training
   --seed S             seed of the Xavier initialisation (integer >= 0, default 1)
   --iterations K       SGD iterations (default 10000, as the Caffe references)
-  --dataset D          ${DATASET_NAMES.join(' | ')} (default mnist)
+  --dataset D          mnist (default) | fashion-mnist | a folder of IDX or .npy files | an .npz
+  --input-scale X      pixels reach the model as raw × X + Y (default 1/256)   --input-offset Y (default 0)
   --data-dir DIR       folder with the four IDX files (overrides the dataset's location)
   --split-seed N       seed of the 54k/6k train/validation split (default 0)
   --train-order O      split: train on the split's 54k in its seeded order (default); file: all 60k training
@@ -52,6 +55,8 @@ const FLAGS = {
   'lr-base': { type: 'string', default: '0.01' },
   'progress-every': { type: 'string', default: '500' },
   out: { type: 'string' },
+  'input-scale': { type: 'string', default: String(1 / 256) },
+  'input-offset': { type: 'string', default: '0' },
 } as const;
 
 export interface TrainReport {
@@ -79,8 +84,10 @@ export async function run(argv: string[]): Promise<number> {
   const t0 = performance.now();
   const { values, positionals } = parseFlags(argv, FLAGS, 'train');
   check(positionals.length === 0, `train: unexpected argument '${positionals[0]}'`);
-  check(values.model !== undefined, `train: --model is required (${modelNames().join(', ')})`);
-  const arch = getArchitecture(values.model);
+  check(values.model !== undefined, `train: --model is required (${modelNames().join(', ')}, or a path to a TensorFlow.js model.json)`);
+  const model = resolveModel(values.model);
+  const inputScale = parseNumber('--input-scale', values['input-scale'], { min: 0, exclusiveMin: true });
+  const inputOffset = parseNumber('--input-offset', values['input-offset']);
   const seed = parseNumber('--seed', values.seed, { min: 0, max: 2 ** 32 - 1, integer: true });
   const iterations = parseNumber('--iterations', values.iterations, { min: 1, max: 1e9, integer: true });
   const splitSeed = parseNumber('--split-seed', values['split-seed'], { min: 0, max: 2 ** 32 - 1, integer: true });
@@ -89,23 +96,19 @@ export async function run(argv: string[]): Promise<number> {
   const progressEvery = parseNumber('--progress-every', values['progress-every'], { min: 1, integer: true });
   const backendName = parseBackendName(values.backend);
   const dataset = values.dataset;
-  if (values['data-dir'] === undefined && !(DATASET_NAMES as readonly string[]).includes(dataset)) {
-    throw new UsageError(`unknown dataset '${dataset}' (known: ${DATASET_NAMES.join(', ')})`);
-  }
   const json = values.json;
   const started = new Date();
-  const outDir = resolveRunDir(values.out, 'train', arch.name, seed, started);
+  const outDir = resolveRunDir(values.out, 'train', model.arch.name.replace(/[^A-Za-z0-9_.-]/g, '_'), seed, started);
 
   const trainOrder = values['train-order'] as TrainOrder;
-  const data = loadDataset(dataset, { ...(values['data-dir'] !== undefined ? { dataDir: values['data-dir'] } : {}), splitSeed, trainOrder });
+  const data = loadDataset(dataset, { ...(values['data-dir'] !== undefined ? { dataDir: values['data-dir'] } : {}), splitSeed, trainOrder, inputScale, inputOffset });
   check(data.train.count > 0, `${dataset}: the training split is empty`);
-  const [h, w, c] = arch.inputShape;
-  check(data.train.shape[0] === h && data.train.shape[1] === w && data.train.shape[2] === c, `${dataset} images are ${data.train.shape.join('x')}, ${arch.name} takes ${arch.inputShape.join('x')}`);
+  const arch = fitToData(model.arch, { shape: data.train.shape, numClasses: data.numClasses, name: data.name }, values.model);
 
   const backend = await initBackend(backendName);
   process.stderr.write(`prunus train: ${describeBackend(backend)}\n`);
 
-  const params = initParams(arch, new Rng(`reference:${seed}`));
+  const params = model.params ?? initParams(arch, new Rng(`reference:${seed}`));
   const trainer = new Trainer(arch, params, data.train, { solver: { batchSize, baseLr: lrBase } });
   const progress: { iteration: number; loss: number; lr: number; imagesPerSec: number; elapsedMs: number }[] = [];
   let finalLoss = NaN;
@@ -156,10 +159,13 @@ export async function run(argv: string[]): Promise<number> {
     argv,
     startedAt: started.toISOString(),
     model: arch.name,
+    modelSource: model.source,
     dataset,
     dataDir: data.dir,
+    inputScale,
+    inputOffset,
     seed,
-    initSeed: `reference:${seed}`,
+    initSeed: model.params ? null : `reference:${seed}`,
     splitSeed,
     trainOrder,
     split: { train: data.train.count, validation: data.validation.count, test: data.test.count },

@@ -50,6 +50,12 @@ export function loadCheckpoint<T>(runDir: string): T | null {
 }
 
 /** Keeps the first `count` complete lines of a JSONL file (drops events written after the checkpoint). */
+/** Removes a finished run's checkpoints (the folder and the pointer; the pointer first, so no pointer names a missing folder). */
+export function removeCheckpoints(runDir: string): void {
+  rmSync(join(runDir, 'checkpoint.json'), { force: true });
+  rmSync(join(runDir, 'checkpoints'), { recursive: true, force: true });
+}
+
 export function truncateJsonl(path: string, count: number): void {
   if (!existsSync(path)) return;
   const lines = readFileSync(path, 'utf8').split('\n').filter((l) => l.length > 0);

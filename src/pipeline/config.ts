@@ -2,8 +2,8 @@
  * The OLMP pipeline's configuration (spec olmp.md §3–§5): every schedule constant, with the spec's values as
  * defaults, per-model constants, the --quick preset, and validation of user values.
  */
-import { getArchitecture } from '../../models/architectures.js';
-import { prunableOps } from '../../models/graph.js';
+import { prunableOps, type Architecture } from '../../models/graph.js';
+import { resolveModel } from '../../models/source.js';
 import { UsageError, check, parseNumber } from '../../foundation/errors.js';
 import { TRAIN_ORDERS, type TrainOrder } from '../../foundation/data/datasets.js';
 
@@ -17,7 +17,13 @@ export type RngKind = (typeof RNG_KINDS)[number];
 export type ConstraintMode = (typeof CONSTRAINTS)[number];
 
 export interface OlmpConfig {
+  /** A zoo name, or the path of a TensorFlow.js model.json (the user's trained network, its own reference). */
   model: string;
+  /** sha256 of the model file (null for a zoo model): a resumed run checks it finds the same model. */
+  modelSha256: string | null;
+  /** Pixels are fed to the model as raw × inputScale + inputOffset (the zoo's LeNets: 1/256 and 0). */
+  inputScale: number;
+  inputOffset: number;
   dataset: string;
   dataDir: string | null;
   splitSeed: number;
@@ -77,11 +83,12 @@ export interface OlmpConfig {
   workers: number;
   limit: { train?: number; validation?: number; test?: number };
   quick: boolean;
+  /** Keep the checkpoints of a finished run (by default they are removed: the run folder holds the final model). */
+  keepCheckpoints: boolean;
 }
 
-/** Per-model constants of the released scripts (spec §3–§5). */
-export function modelDefaults(model: string): Partial<OlmpConfig> {
-  const arch = getArchitecture(model);
+/** Per-model constants of the released scripts (spec §3–§5); other models take LeNet-300-100's. */
+export function modelDefaults(model: string, arch: Architecture): Partial<OlmpConfig> {
   const base: Partial<OlmpConfig> = { gamma: arch.maskGamma.slice() };
   if (model === 'lenet-5') return { ...base, bounds: [0, 20], delta: 0.05, sigmaDivideAt: [0, 10000] };
   return { ...base, bounds: [0, 10], delta: 0.08, sigmaDivideAt: [0] };
@@ -89,9 +96,12 @@ export function modelDefaults(model: string): Partial<OlmpConfig> {
 
 export const PUBLISHED_SEEDS: Record<string, number> = { 'lenet-300-100': 961449, 'lenet-5': 981118 };
 
-export function defaultConfig(model: string): OlmpConfig {
+export function defaultConfig(model: string, arch: Architecture = resolveModel(model).arch): OlmpConfig {
   return {
     model,
+    modelSha256: null,
+    inputScale: 1 / 256,
+    inputOffset: 0,
     dataset: 'mnist',
     dataDir: null,
     splitSeed: 0,
@@ -124,12 +134,13 @@ export function defaultConfig(model: string): OlmpConfig {
     workers: 0,
     limit: {},
     quick: false,
-    ...modelDefaults(model),
+    keepCheckpoints: false,
+    ...modelDefaults(model, arch),
   };
 }
 
 /** The --quick preset: the whole pipeline end to end on a data subset in about a minute. */
-export function quickPreset(model: string): Partial<OlmpConfig> {
+export function quickPreset(model: string, arch: Architecture = resolveModel(model).arch): Partial<OlmpConfig> {
   return {
     quick: true,
     referenceIterations: 300,
@@ -142,7 +153,7 @@ export function quickPreset(model: string): Partial<OlmpConfig> {
     // A 300-iteration reference is weak and fragile: allow a larger loss so the quick run visibly prunes.
     maxAccDrop: 0.05,
     // Scale the schedule so that mask-update probabilities decay over the short run as they do over 30k iterations.
-    gamma: getArchitecture(model).maskGamma.map((g) => g * 75),
+    gamma: arch.maskGamma.map((g) => g * 75),
     sigmaDivideAt: model === 'lenet-5' ? [0, 133] : [0],
     limit: { train: 6000, validation: 1000, test: 2000 },
   };
@@ -154,8 +165,7 @@ function oneOf(what: string, value: unknown, choices: readonly string[]): void {
 }
 
 /** Checks a whole config; throws a one-line UsageError naming the field. */
-export function validateConfig(c: OlmpConfig): OlmpConfig {
-  const arch = getArchitecture(c.model);
+export function validateConfig(c: OlmpConfig, arch: Architecture = resolveModel(c.model).arch): OlmpConfig {
   const L = prunableOps(arch).length;
   const posInt = (name: string, v: number) => parseNumber(`--${name}`, v, { min: 1, integer: true });
   posInt('iterations', c.iterations);
@@ -174,6 +184,8 @@ export function validateConfig(c: OlmpConfig): OlmpConfig {
   parseNumber('--initial-crate', c.initialCrate, { min: 0 });
   parseNumber('--delta', c.delta, { min: 0, max: 1 });
   parseNumber('--max-acc-drop', c.maxAccDrop, { min: 0, max: 1 });
+  parseNumber('--input-scale', c.inputScale, { min: 0, exclusiveMin: true });
+  parseNumber('--input-offset', c.inputOffset, {});
   check(c.gamma.length === L, `--gamma needs ${L} values for ${c.model} (one per prunable layer), got ${c.gamma.length}`);
   c.gamma.forEach((g) => parseNumber('--gamma', g, { min: 0 }));
   check(c.bounds.length === 2 && c.bounds[0] >= 0 && c.bounds[1] > c.bounds[0], `--bounds must be two numbers 0 <= lower < upper, got ${c.bounds.join(',')}`);

@@ -15,9 +15,10 @@
 import { existsSync, readFileSync, appendFileSync, mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { type OlmpConfig } from './config.js';
-import { saveCheckpoint, loadCheckpoint, truncateJsonl } from './checkpoint.js';
-import { getArchitecture } from '../../models/architectures.js';
+import { saveCheckpoint, loadCheckpoint, truncateJsonl, removeCheckpoints } from './checkpoint.js';
+import { resolveModel, fitToData, type ModelSource } from '../../models/source.js';
 import { prunableOps, type Architecture } from '../../models/graph.js';
+import { layerStats } from '../../models/walk.js';
 import { initParams, onesMasks, sizeReport, cloneMasks, type ModelParams, type LayerMasks } from '../../models/params.js';
 import { magnitudeStats, masksForCrates, type MagnitudeStats } from '../../models/masks.js';
 import { saveModel, loadModel } from '../../models/io.js';
@@ -98,6 +99,8 @@ export interface OlmpReport {
 export interface RunFileConfig {
   command: 'search';
   model: string;
+  /** Where the model comes from (absent in runs from before user models: a zoo name). */
+  modelSource?: ModelSource;
   dataset: string;
   seed: number;
   backend: Record<string, unknown>;
@@ -148,17 +151,20 @@ function referenceCacheDir(cfg: OlmpConfig, backend: string, resultsRoot: string
 /** Runs (or resumes) the OLMP pipeline in `runDir`, whose config.json was written by createRun. */
 export async function runOlmp(runDir: string, hooks: PipelineHooks = {}): Promise<OlmpReport> {
   const reportPath = join(runDir, 'report.json');
-  if (existsSync(reportPath)) return JSON.parse(readFileSync(reportPath, 'utf8')) as OlmpReport;
   const runCfg = JSON.parse(readFileSync(join(runDir, 'config.json'), 'utf8')) as RunFileConfig;
   const cfg = runCfg.options;
+  if (existsSync(reportPath)) {
+    if (!cfg.keepCheckpoints) removeCheckpoints(runDir);
+    return JSON.parse(readFileSync(reportPath, 'utf8')) as OlmpReport;
+  }
   const backend = await initBackend(runCfg.backendRequested);
   if (backend.name !== (runCfg.backend as { name: string }).name) {
     throw new UsageError(`${runDir} was started on backend ${(runCfg.backend as { name: string }).name}; this machine resolves ${backend.name} (pass --backend ${(runCfg.backend as { name: string }).name})`);
   }
-  const arch = getArchitecture(cfg.model);
+  const model = resolveModel(cfg.model, cfg.modelSha256 ?? undefined);
+  const data = loadRunData(cfg);
+  const arch = fitToData(model.arch, datasetInfo(data), cfg.model);
   const L = prunableOps(arch).length;
-  // (Run folders from before --train-order have no trainOrder: they used the split.)
-  const data = loadDataset(cfg.dataset, { dataDir: cfg.dataDir ?? undefined, splitSeed: cfg.splitSeed, trainOrder: cfg.trainOrder ?? 'split', limit: cfg.limit });
   const eventsPath = join(runDir, 'events.jsonl');
   const sessionStart = nowMs();
 
@@ -203,7 +209,7 @@ export async function runOlmp(runDir: string, hooks: PipelineHooks = {}): Promis
   try {
     // ---- reference -------------------------------------------------------------------------------------------
     if (st.phase === 'reference') {
-      const ref = await obtainReference(cfg, runCfg, arch, data, backend, st, () => trainer, (t) => (trainer = t), checkpoint, hooks, elapsed, timeBudgetMs);
+      const ref = await obtainReference(cfg, runCfg, arch, model.params, data, backend, st, () => trainer, (t) => (trainer = t), checkpoint, hooks, elapsed, timeBudgetMs);
       (trainer as Trainer | null)?.dispose();
       trainer = null;
       st.reference = ref;
@@ -401,11 +407,29 @@ export async function runOlmp(runDir: string, hooks: PipelineHooks = {}): Promis
       emit({ type: 'phase', iteration: st.iteration, phase: 'done', reason: stoppedBy });
     }
     writeJsonAtomic(reportPath, report);
+    if (!cfg.keepCheckpoints) removeCheckpoints(runDir);
     return report;
   } finally {
     trainer?.dispose();
     await evaluator.close();
   }
+}
+
+/** The run's data. (Run folders from before --train-order or --input-scale have neither: they used the split and 1/256.) */
+export function loadRunData(cfg: OlmpConfig): Dataset {
+  return loadDataset(cfg.dataset, {
+    dataDir: cfg.dataDir ?? undefined,
+    splitSeed: cfg.splitSeed,
+    trainOrder: cfg.trainOrder ?? 'split',
+    limit: cfg.limit,
+    inputScale: cfg.inputScale ?? 1 / 256,
+    inputOffset: cfg.inputOffset ?? 0,
+  });
+}
+
+/** What a model must fit: the data's image shape and class count. */
+export function datasetInfo(data: Dataset): { shape: [number, number, number]; numClasses: number; name: string } {
+  return { shape: data.train.shape, numClasses: data.numClasses, name: data.name };
 }
 
 /** A 64-image batch as an ImageSet. */
@@ -417,6 +441,8 @@ async function obtainReference(
   cfg: OlmpConfig,
   runCfg: RunFileConfig,
   arch: Architecture,
+  /** The weights of a model given as a file: it is its own reference. */
+  given: ModelParams | null,
   data: Dataset,
   backend: BackendInfo,
   st: RunState,
@@ -434,9 +460,11 @@ async function obtainReference(
   };
   if (cfg.reference) {
     const m = loadModel(cfg.reference).model;
-    if (m.arch.name !== cfg.model) throw new UsageError(`--reference ${cfg.reference} holds a ${m.arch.name}, not a ${cfg.model}`);
+    const shapes = (a: Architecture) => JSON.stringify(layerStats(a).map((l) => [l.weights, l.biases]));
+    if (given ? shapes(m.arch) !== shapes(arch) : m.arch.name !== cfg.model) throw new UsageError(`--reference ${cfg.reference} holds a ${m.arch.name}, not a ${given ? arch.name : cfg.model}`);
     return finish(m.params, resolve(cfg.reference));
   }
+  if (given) return finish(given, cfg.model);
   const cache = referenceCacheDir(cfg, backend.name, runCfg.resultsRoot);
   recoverDir(cache);
   if (existsSync(join(cache, 'model.json'))) return finish(loadModel(cache).model.params, cache);

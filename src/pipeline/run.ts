@@ -5,7 +5,8 @@ import { createRequire } from 'node:module';
 import { defaultConfig, quickPreset, validateConfig, type OlmpConfig } from './config.js';
 import { runOlmp, type PipelineHooks, type OlmpReport, type RunFileConfig } from './olmp.js';
 import { initBackend, backendRecord, describeBackend, type BackendName } from '../../backends/backend.js';
-import { getArchitecture } from '../../models/architectures.js';
+import { resolveModel, fitToData, type ModelSource } from '../../models/source.js';
+import { datasetInfo, loadRunData } from './olmp.js';
 import { writeJsonAtomic } from '../../foundation/atomic.js';
 import { UsageError } from '../../foundation/errors.js';
 
@@ -38,29 +39,48 @@ export function timestamp(): string {
 
 /** Resolves options into a validated config: defaults(model) < quick preset < given options. */
 export function resolveConfig(opts: SearchOptions): OlmpConfig {
-  getArchitecture(opts.model);
-  const base = defaultConfig(opts.model);
-  const quick = opts.quick ? quickPreset(opts.model) : {};
+  const { arch, source } = resolveModel(opts.model);
+  const base = defaultConfig(opts.model, arch);
+  const quick = opts.quick ? quickPreset(opts.model, arch) : {};
   const given: Partial<OlmpConfig> = {};
   for (const [k, v] of Object.entries(opts)) {
     if (v !== undefined && k in base) (given as Record<string, unknown>)[k] = v;
   }
   const cfg: OlmpConfig = { ...base, ...quick, ...given, limit: { ...base.limit, ...(quick.limit ?? {}), ...(given.limit ?? {}) } };
-  return validateConfig(cfg);
+  if (source.kind === 'file') {
+    cfg.model = source.path;
+    cfg.modelSha256 = source.sha256;
+  }
+  return validateConfig(cfg, arch);
+}
+
+/** A short name for folder names: the zoo name, or the model file's folder name. */
+export function modelSlug(cfg: Pick<OlmpConfig, 'model' | 'modelSha256'>): string {
+  if (cfg.modelSha256 === null) return cfg.model;
+  const parts = cfg.model.split(/[\\/]/).filter((p) => p !== '' && p !== 'model.json');
+  return (parts[parts.length - 1] ?? 'model').replace(/[^A-Za-z0-9_.-]/g, '_');
+}
+
+/** Where the run's model comes from, as recorded in its config.json. */
+export function modelSource(cfg: Pick<OlmpConfig, 'model' | 'modelSha256'>): ModelSource {
+  return cfg.modelSha256 === null ? { kind: 'zoo', name: cfg.model } : { kind: 'file', path: cfg.model, sha256: cfg.modelSha256 };
 }
 
 /** Creates the run directory with its config.json. Refuses an existing run. */
 export async function createRun(opts: SearchOptions): Promise<string> {
   const cfg = resolveConfig(opts);
+  // The model must fit its data before anything is written (the run loads the same data again, from the cache).
+  fitToData(resolveModel(cfg.model).arch, datasetInfo(loadRunData(cfg)), cfg.model);
   const backend = await initBackend(opts.backend ?? 'auto');
   opts.log?.(describeBackend(backend));
   const resultsRoot = resolve(opts.resultsRoot ?? process.env.PRUNUS_RESULTS ?? 'results');
-  const dir = resolve(opts.out ?? join(resultsRoot, `search-${cfg.model}-s${cfg.seed}-${timestamp()}`));
+  const dir = resolve(opts.out ?? join(resultsRoot, `search-${modelSlug(cfg)}-s${cfg.seed}-${timestamp()}`));
   if (existsSync(join(dir, 'report.json'))) throw new UsageError(`${dir} already holds a finished run`);
   if (existsSync(join(dir, 'config.json'))) throw new UsageError(`${dir} already holds a run; continue it with 'prunus resume ${dir}'`);
   const runCfg: RunFileConfig = {
     command: 'search',
     model: cfg.model,
+    modelSource: modelSource(cfg),
     dataset: cfg.dataset,
     seed: cfg.seed,
     backend: backendRecord(backend),

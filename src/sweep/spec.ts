@@ -10,6 +10,7 @@
  * A grid is the cartesian product of its lists (first key outermost); explicit runs are added after it.
  * Every run gets the base flags, overridden by its own.
  */
+import { existsSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { UsageError } from '../../foundation/errors.js';
 import { OLMP_OPTIMIZERS, CONSTRAINTS, RNG_KINDS, EVALUATION_MODES } from '../pipeline/config.js';
@@ -52,11 +53,9 @@ const RESERVED: Record<string, string> = {
 
 /** What `prunus search` accepts (the run-directory contract); used to check values before anything runs. */
 const CHOICES: Record<string, readonly string[]> = {
-  model: ['lenet-300-100', 'lenet-5'],
   optimizer: OLMP_OPTIMIZERS,
   constraint: CONSTRAINTS,
   backend: ['auto', 'webgpu', 'tensorflow', 'wasm', 'cpu'],
-  dataset: ['mnist', 'fashion-mnist'],
   'train-order': TRAIN_ORDERS,
   rng: RNG_KINDS,
   evaluation: EVALUATION_MODES,
@@ -76,7 +75,12 @@ const INTEGER_FLAGS = new Set([
   'batch-size',
   'workers',
 ]);
-const NUMBER_FLAGS = new Set(['max-acc-drop', 'delta', 'target-compression', 'sigma0', 'initial-crate']);
+const NUMBER_FLAGS = new Set(['max-acc-drop', 'delta', 'target-compression', 'sigma0', 'initial-crate', 'input-scale']);
+/** Flags naming a zoo entry or a path that must exist: model (a zoo model or a model.json), dataset. */
+const NAMED_OR_PATH: Record<string, readonly string[]> = {
+  model: ['lenet-300-100', 'lenet-5'],
+  dataset: ['mnist', 'fashion-mnist'],
+};
 const BOOLEAN_FLAGS = new Set(['quick']);
 /** Short forms used in run ids, in this order; flags not listed follow alphabetically as `<flag><value>`. */
 const ID_ORDER: [flag: string, prefix: string][] = [
@@ -121,6 +125,15 @@ function checkValue(label: string, where: string, flag: string, v: unknown, comm
     if (!(typeof v === 'number' && v >= 0)) fail('a non-negative number');
     return;
   }
+  if (flag === 'input-offset') {
+    if (typeof v !== 'number') fail('a number');
+    return;
+  }
+  const named = NAMED_OR_PATH[flag];
+  if (named) {
+    if (!(typeof v === 'string' && (named.includes(v) || existsSync(v)))) fail(`one of ${named.join(', ')}, or an existing path`);
+    return;
+  }
   const choices = CHOICES[flag];
   if (choices && !(typeof v === 'string' && choices.includes(v))) fail(`one of ${choices.join(', ')}`);
   if (typeof v === 'boolean') fail('a string or number (only quick is a switch)');
@@ -131,7 +144,7 @@ function gridWhat(flag: string): string {
   if (INTEGER_FLAGS.has(flag)) return 'an array of integers';
   if (NUMBER_FLAGS.has(flag)) return 'an array of numbers';
   if (BOOLEAN_FLAGS.has(flag)) return 'an array of true/false';
-  const c = CHOICES[flag];
+  const c = CHOICES[flag] ?? NAMED_OR_PATH[flag];
   if (c) return `an array of ${c.join(' | ')}`;
   return 'an array of strings or numbers';
 }

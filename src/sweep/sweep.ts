@@ -131,7 +131,7 @@ export function defaultExec(): string[] {
 async function knownFlags(command: string, customExec: boolean): Promise<Set<string> | null> {
   if (customExec || command !== 'search') return null;
   try {
-    const mod = (await import('../commands/search.js')) as { SEARCH_FLAGS?: Record<string, unknown> };
+    const mod = (await import('../pipeline/flags.js')) as { SEARCH_FLAGS?: Record<string, unknown> };
     return mod.SEARCH_FLAGS ? new Set(Object.keys(mod.SEARCH_FLAGS)) : null;
   } catch {
     return null;

@@ -281,7 +281,12 @@ export class Trainer {
       const eff = this.effective().weights;
       const bnArgs = this.bns.flatMap((b) => [b.gamma.value as tf.Tensor, b.beta.value as tf.Tensor]);
       const nL = eff.length;
-      const f = (...args: tf.Tensor[]): tf.Scalar => {
+      // Zero-length arrays (the bias of a layer without one) are passed through, not differentiated: nothing reads them.
+      const all = [...eff, ...bnArgs];
+      const live = all.flatMap((t, i) => (t.size > 0 ? [i] : []));
+      const f = (...xs: tf.Tensor[]): tf.Scalar => {
+        const args = all.slice();
+        live.forEach((i, k) => (args[i] = xs[k]!));
         const t = this.modelTensors(args.slice(0, nL), args.slice(nL));
         const logits = runGraph(this.arch, t, x, {
           mode: 'train',
@@ -296,11 +301,11 @@ export class Trainer {
         });
         return tf.losses.softmaxCrossEntropy(y, logits, undefined, undefined, tf.Reduction.MEAN) as tf.Scalar;
       };
-      const { value, grads } = tf.valueAndGrads(f)([...eff, ...bnArgs]);
+      const { value, grads } = tf.valueAndGrads(f)(live.map((i) => all[i]!));
       const params: Trainable[] = [...this.layers.flatMap((l) => [l.weight, l.bias]), ...this.bns.flatMap((b) => [b.gamma, b.beta])];
-      params.forEach((p, i) => {
-        // A parameter the forward never reads (the bias of a bias-less layer has length 0) gets no gradient.
-        const g = grads[i] ?? tf.zerosLike(p.value);
+      live.forEach((i, k) => {
+        const p = params[i]!;
+        const g = grads[k]!;
         const decay = s.weightDecay * p.decayMult;
         const diff = decay !== 0 ? tf.add(g, tf.mul(p.value, decay)) : g;
         const v = tf.add(tf.mul(diff, lr * p.lrMult), tf.mul(p.momentum, s.momentum));
