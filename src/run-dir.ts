@@ -4,11 +4,12 @@
  * failed or killed run leaves no half-written run folder. Every run folder holds `config.json` (the resolved config,
  * the backend record, versions); commands add their own files (metrics.json, report.json, model/ ...).
  */
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { basename, dirname, join, resolve } from 'node:path';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
 import { createRequire } from 'node:module';
 import * as tf from '@tensorflow/tfjs';
 import { UsageError } from '../foundation/errors.js';
+import { writeDirAtomic } from '../foundation/atomic.js';
 
 /** The results root: $PRUNUS_RESULTS, else ./results (relative to the working directory). */
 export function resultsRoot(): string {
@@ -60,7 +61,7 @@ export function prunusVersion(): string {
   return 'unknown';
 }
 
-export interface Versions {
+export interface Versions extends Record<string, string> {
   prunus: string;
   node: string;
   tfjs: string;
@@ -68,6 +69,7 @@ export interface Versions {
   platform: string;
 }
 
+/** Versions recorded in every run folder's config.json. */
 export function runVersions(): Versions {
   return {
     prunus: prunusVersion(),
@@ -78,37 +80,13 @@ export function runVersions(): Versions {
   };
 }
 
-let counter = 0;
-
 /**
- * Builds the run folder `dir` atomically: `fill` writes into a temporary sibling folder, renamed onto `dir` only when
- * fill returns. On failure (or SIGINT/SIGTERM while filling) the temporary folder is removed. Refuses an existing dir.
+ * Builds a new run folder atomically (foundation/atomic.ts writeDirAtomic: a temporary sibling renamed into place),
+ * refusing one that already exists. A failure or a kill while filling leaves no run folder.
  */
-export async function buildRunDir(dir: string, fill: (tmpDir: string) => void | Promise<void>): Promise<void> {
+export function buildRunDir(dir: string, fill: (tmpDir: string) => void): void {
   if (existsSync(dir)) throw new UsageError(`${dir} already exists`);
-  mkdirSync(dirname(dir), { recursive: true });
-  const tmp = join(dirname(dir), `.${basename(dir)}.${process.pid}.${counter++}.tmp`);
-  mkdirSync(tmp);
-  const cleanup = (): void => {
-    rmSync(tmp, { recursive: true, force: true });
-  };
-  const onSignal = (sig: NodeJS.Signals): void => {
-    cleanup();
-    process.kill(process.pid, sig);
-  };
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
-  try {
-    await fill(tmp);
-    if (existsSync(dir)) throw new UsageError(`${dir} appeared while the run was being written`);
-    renameSync(tmp, dir);
-  } catch (e) {
-    cleanup();
-    throw e;
-  } finally {
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
-  }
+  writeDirAtomic(dir, fill);
 }
 
 /** Writes pretty JSON into a folder being built (the folder itself is renamed atomically). */

@@ -40,7 +40,9 @@ import { diScores, gfbsScores, l1Scores, randomScores, diBatchScore } from '../s
 import { dcpScores, trainHeads, greedySelect, dcpHeadPoints, DCP_DEFAULTS } from '../src/channels/dcp.js';
 import { searchKeepRatios, uniformRatioForBudget, scoreConfig, type ChannelEvaluator } from '../src/channels/search.js';
 import { diRoundKeep } from '../src/channels/methods.js';
-import { trainSgd, accuracy, recalibrateBatchNorm } from '../src/channels/train.js';
+import { trainSgd } from '../src/train/sgd.js';
+import { evaluateAccuracy } from '../src/train/evaluate.js';
+import { recalibrateBatchNorm } from '../src/channels/recalibrate.js';
 import { pruneChannels, type ChannelsReport } from '../src/channels/run.js';
 import { channelsBuilder, channelsContext } from '../src/channels/evaluator.js';
 import { createInProcessEvaluator } from '../evaluators/index.js';
@@ -485,7 +487,7 @@ describe('search under a FLOPs budget', () => {
     const masks = randomMasks(groups, new Rng(32));
     const [r] = await ev.evaluate([{ kind: 'channels', kept: masks.map((m) => Array.from(m.keys()).filter((i) => m[i])) }]);
     const slim = slimModel(lenet, groups, p, masks);
-    expect(r!.accuracy).toBeCloseTo(accuracy(slim.arch, slim.params, set), 10);
+    expect(r!.accuracy).toBeCloseTo(evaluateAccuracy(slim.arch, slim.params, null, set).accuracy, 10);
     await ev.close();
   });
 });

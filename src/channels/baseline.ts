@@ -12,7 +12,8 @@ import { loadModel, saveModel } from '../../models/io.js';
 import { Rng } from '../../foundation/rng.js';
 import type { ChannelData } from './data.js';
 import type { ChannelsConfig } from './config.js';
-import { accuracy, trainSgd } from './train.js';
+import { trainSgd } from '../train/sgd.js';
+import { evaluateAccuracy } from '../train/evaluate.js';
 
 export interface Baseline {
   params: ModelParams;
@@ -38,8 +39,8 @@ export function getBaseline(resultsRoot: string, cfg: ChannelsConfig, arch: Arch
     log?.(`baseline: ${cfg.model} as given`);
     return {
       params: given,
-      validationAccuracy: accuracy(arch, given, data.validation, cfg.evalBatch),
-      testAccuracy: accuracy(arch, given, data.test, cfg.evalBatch),
+      validationAccuracy: evaluateAccuracy(arch, given, null, data.validation, cfg.evalBatch).accuracy,
+      testAccuracy: evaluateAccuracy(arch, given, null, data.test, cfg.evalBatch).accuracy,
       dir: cfg.model,
       cached: true,
       trainWallMs: 0,
@@ -54,8 +55,8 @@ export function getBaseline(resultsRoot: string, cfg: ChannelsConfig, arch: Arch
         log?.(`baseline: cached ${dir}`);
         return {
           params: model.params,
-          validationAccuracy: accuracy(arch, model.params, data.validation, cfg.evalBatch),
-          testAccuracy: accuracy(arch, model.params, data.test, cfg.evalBatch),
+          validationAccuracy: evaluateAccuracy(arch, model.params, null, data.validation, cfg.evalBatch).accuracy,
+          testAccuracy: evaluateAccuracy(arch, model.params, null, data.test, cfg.evalBatch).accuracy,
           dir,
           cached: true,
           trainWallMs: Number(file.meta.trainWallMs ?? 0),
@@ -72,8 +73,8 @@ export function getBaseline(resultsRoot: string, cfg: ChannelsConfig, arch: Arch
     logEvery: Math.max(1, Math.floor(cfg.baseline.steps / 5)),
     onLog: (s, l, lr) => log?.(`  baseline step ${s}/${cfg.baseline.steps} loss ${l.toFixed(4)} lr ${lr.toPrecision(3)}`),
   });
-  const validationAccuracy = accuracy(arch, r.params, data.validation, cfg.evalBatch);
-  const testAccuracy = accuracy(arch, r.params, data.test, cfg.evalBatch);
+  const validationAccuracy = evaluateAccuracy(arch, r.params, null, data.validation, cfg.evalBatch).accuracy;
+  const testAccuracy = evaluateAccuracy(arch, r.params, null, data.test, cfg.evalBatch).accuracy;
   saveModel(dir, { arch, params: r.params, masks: onesMasks(arch) }, { meta: { key: JSON.parse(key), trainWallMs: r.wallMs, validationAccuracy, testAccuracy, losses: r.losses } });
   return { params: r.params, validationAccuracy, testAccuracy, dir, cached: false, trainWallMs: r.wallMs };
 }

@@ -7,7 +7,7 @@ import { CHANNEL_MODELS } from '../../models/zoo-cnn.js';
 import { isModelPath, resolveModel } from '../../models/source.js';
 import { UsageError, check } from '../../foundation/errors.js';
 import type { DataSizes } from './data.js';
-import type { SgdConfig } from './train.js';
+import type { SgdConfig } from '../train/solver.js';
 import { DI_DEFAULTS, GFBS_DEFAULTS, type DiOptions, type GfbsOptions } from './scorers.js';
 import { DCP_DEFAULTS, type DcpOptions } from './dcp.js';
 

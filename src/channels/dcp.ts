@@ -27,7 +27,8 @@ import { Rng } from '../../foundation/rng.js';
 import { UsageError } from '../../foundation/errors.js';
 import { batchOf, oneHot } from './data.js';
 import { scoreBatches } from './scorers.js';
-import { trainSgd, type SgdConfig } from './train.js';
+import { trainSgd } from '../train/sgd.js';
+import type { SgdConfig } from '../train/solver.js';
 
 export interface DcpOptions {
   /** λ of L_M + λ·L_S (spec: 1). */

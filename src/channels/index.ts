@@ -7,6 +7,6 @@ export { diScores, diBatchScore, gfbsScores, l1Scores, randomScores, solveSpd, D
 export { dcpScores, dcpPrune, greedySelect, trainHeads, jointFinetune, dcpHeadPoints, DCP_DEFAULTS, type DcpOptions, type DcpHead } from './dcp.js';
 export { searchKeepRatios, inProcessEvaluator, uniformRatioForBudget, scoreConfig, type ChannelEvaluator, type SearchSettings, type SearchOutcome } from './search.js';
 export { channelsBuilder, channelsContext, sharedEvaluatorAdapter, type ChannelsCandidate } from './evaluator.js';
-export { trainSgd, accuracy, lrAt, type SgdConfig, type LrSchedule, type TrainResult } from './train.js';
+export { recalibrateBatchNorm, type RecalibrationOptions } from './recalibrate.js';
 export { loadChannelData, type ChannelData, type DataSizes } from './data.js';
 export { getBaseline, baselineDir, type Baseline } from './baseline.js';

@@ -27,7 +27,8 @@ import {
 } from '../../models/channels.js';
 import type { ChannelData } from './data.js';
 import type { ChannelsConfig, MethodName } from './config.js';
-import { trainSgd, type SgdConfig } from './train.js';
+import { trainSgd } from '../train/sgd.js';
+import type { SgdConfig } from '../train/solver.js';
 import { diScores, gfbsScores, l1Scores, randomScores } from './scorers.js';
 import { dcpPrune, dcpScores, jointFinetune, trainHeads, type DcpHead } from './dcp.js';
 

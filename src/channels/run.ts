@@ -4,9 +4,8 @@
  * (config.json, report.json, search.json, and model/: the slimmed model as a tfjs LayersModel) is written
  * atomically at the end.
  */
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { createRequire } from 'node:module';
 import * as tf from '@tensorflow/tfjs';
 import { resolveModel, fitToData } from '../../models/source.js';
 import '../../models/zoo-cnn.js';
@@ -17,13 +16,15 @@ import { writeModelFiles } from '../../models/io.js';
 import { toTensors, forward, disposeModelTensors } from '../../models/forward.js';
 import { initBackend, backendRecord, describeBackend, type BackendName } from '../../backends/backend.js';
 import { writeDirAtomic } from '../../foundation/atomic.js';
+import { runVersions, utcStamp } from '../run-dir.js';
 import { UsageError } from '../../foundation/errors.js';
 import { defaultChannelsConfig, validateChannelsConfig, type ChannelsConfig, type MethodName, type Objective } from './config.js';
 import { loadChannelData } from './data.js';
 import { getBaseline } from './baseline.js';
 import { createMethod } from './methods.js';
 import { inProcessEvaluator, searchKeepRatios, type ChannelEvaluator, type SearchOutcome } from './search.js';
-import { accuracy, recalibrateBatchNorm } from './train.js';
+import { recalibrateBatchNorm } from './recalibrate.js';
+import { evaluateAccuracy } from '../train/evaluate.js';
 import { sharedEvaluatorAdapter } from './evaluator.js';
 import { createPoolEvaluator } from '../../evaluators/index.js';
 
@@ -115,30 +116,6 @@ export interface ChannelsReport {
   runDir: string;
 }
 
-function timestamp(): string {
-  return new Date().toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
-}
-
-function versions(): Record<string, string> {
-  const require = createRequire(import.meta.url);
-  let tfjs = 'unknown';
-  try {
-    tfjs = (require('@tensorflow/tfjs/package.json') as { version: string }).version;
-  } catch {
-    /* not resolvable */
-  }
-  let prunus = 'unknown';
-  for (const rel of ['../../../package.json', '../../package.json']) {
-    try {
-      prunus = (JSON.parse(readFileSync(new URL(rel, import.meta.url), 'utf8')) as { name: string; version: string }).version;
-      break;
-    } catch {
-      /* try the next layout (dist/ or source) */
-    }
-  }
-  return { prunus, node: process.version, tfjs };
-}
-
 /** Defaults(model) < quick preset < explicit options < overrides. Validated; bad input throws a UsageError. */
 export function resolveChannelsConfig(opts: ChannelsOptions): ChannelsConfig {
   const base = defaultChannelsConfig(opts.model, opts.method, Boolean(opts.quick));
@@ -169,7 +146,7 @@ export async function pruneChannels(opts: ChannelsOptions): Promise<ChannelsRepo
   const resultsRoot = resolve(opts.resultsRoot ?? process.env.PRUNUS_RESULTS ?? 'results');
   const given = resolveModel(cfg.model, cfg.modelSha256 ?? undefined);
   const slug = given.source.kind === 'zoo' ? cfg.model : given.arch.name.replace(/[^A-Za-z0-9_.-]/g, '_');
-  const runDir = resolve(opts.out ?? join(resultsRoot, `channels-${slug}-${cfg.method}-b${cfg.flopsBudget}-s${cfg.seed}-${timestamp()}`));
+  const runDir = resolve(opts.out ?? join(resultsRoot, `channels-${slug}-${cfg.method}-b${cfg.flopsBudget}-s${cfg.seed}-${utcStamp()}`));
   if (existsSync(join(runDir, 'report.json'))) throw new UsageError(`${runDir} already holds a finished run`);
   const hasBn = given.arch.ops.some((o) => o.type === 'batchnorm');
   if (hasBn && cfg.bnRecalibration > 0 && opts.workers && opts.workers > 0) {
@@ -244,12 +221,12 @@ export async function pruneChannels(opts: ChannelsOptions): Promise<ChannelsRepo
   const oneShotMasks = masksFromScores(groups, scores, keep);
   const oneShotMasked = applyChannelMasks(arch, groups, reference, oneShotMasks);
   const oneShotParams = recalibration ? recalibrateBatchNorm(arch, oneShotMasked, recalibration) : oneShotMasked;
-  const prunedTest = phase('evaluate', () => accuracy(arch, oneShotParams, data.test, cfg.evalBatch));
+  const prunedTest = phase('evaluate', () => evaluateAccuracy(arch, oneShotParams, null, data.test, cfg.evalBatch).accuracy);
 
   const outcome = phase('prune+finetune', () => method.prune(keep, scores));
   const masks: ChannelMasks = outcome.masks;
   const afterPhaseParams = recalibration ? recalibrateBatchNorm(arch, outcome.pruned, recalibration) : outcome.pruned;
-  const afterPhaseTest = phase('evaluate', () => accuracy(arch, afterPhaseParams, data.test, cfg.evalBatch));
+  const afterPhaseTest = phase('evaluate', () => evaluateAccuracy(arch, afterPhaseParams, null, data.test, cfg.evalBatch).accuracy);
 
   // Physical slimming; check it against the masked model on a batch.
   const slim = slimModel(arch, groups, outcome.finetuned, masks);
@@ -267,8 +244,8 @@ export async function pruneChannels(opts: ChannelsOptions): Promise<ChannelsRepo
     disposeModelTensors(tb);
     return d;
   });
-  const finetunedTest = phase('evaluate', () => accuracy(slim.arch, slim.params, data.test, cfg.evalBatch));
-  const finetunedVal = phase('evaluate', () => accuracy(slim.arch, slim.params, data.validation, cfg.evalBatch));
+  const finetunedTest = phase('evaluate', () => evaluateAccuracy(slim.arch, slim.params, null, data.test, cfg.evalBatch).accuracy);
+  const finetunedVal = phase('evaluate', () => evaluateAccuracy(slim.arch, slim.params, null, data.validation, cfg.evalBatch).accuracy);
 
   const dense = denseCost(arch, groups);
   const kept = masks.map((m) => keptIndices(m));
@@ -314,7 +291,7 @@ export async function pruneChannels(opts: ChannelsOptions): Promise<ChannelsRepo
     slim: { arch: slim.arch.name, maxAbsDiffVsMasked: diff },
     wallTimeMs: Date.now() - t0,
     phasesMs: phases,
-    versions: versions(),
+    versions: runVersions(),
     runDir,
   };
   writeDirAtomic(runDir, (tmp) => {

@@ -20,7 +20,8 @@ import { slimModel } from '../../models/slim.js';
 import type { ImageSet } from '../../foundation/data/datasets.js';
 import { createOptimizer, runOptimizer, type EvalResult } from '../../search/index.js';
 import type { Objective } from './config.js';
-import { accuracy, recalibrateBatchNorm, type RecalibrationOptions } from './train.js';
+import { recalibrateBatchNorm, type RecalibrationOptions } from './recalibrate.js';
+import { evaluateAccuracy } from '../train/evaluate.js';
 
 /** Evaluates keep configurations (validation accuracy without finetuning). */
 export interface ChannelEvaluator {
@@ -46,7 +47,7 @@ export function inProcessEvaluator(
       return keeps.map((keep) => {
         const slim = slimModel(arch, groups, params, masksFromScores(groups, scores, keep));
         const p = recalibration ? recalibrateBatchNorm(slim.arch, slim.params, recalibration) : slim.params;
-        return accuracy(slim.arch, p, set, batchSize);
+        return evaluateAccuracy(slim.arch, p, null, set, batchSize).accuracy;
       });
     },
   };

@@ -195,7 +195,7 @@ export async function run(argv: string[]): Promise<number> {
     wallTimeMs: 0,
     outDir,
   };
-  await buildRunDir(outDir, (tmp) => {
+  buildRunDir(outDir, (tmp) => {
     writeJson(tmp, 'config.json', config);
     writeJson(tmp, 'metrics.json', { progress, validation, test, trainMsPerStep: report.trainMsPerStep });
     mkdirSync(join(tmp, 'model'));

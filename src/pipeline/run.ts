@@ -1,13 +1,13 @@
 /** Creating OLMP run directories from options, and the library entry points `search` and `resume`. */
-import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { createRequire } from 'node:module';
 import { defaultConfig, quickPreset, validateConfig, type OlmpConfig } from './config.js';
 import { runOlmp, type PipelineHooks, type OlmpReport, type RunFileConfig } from './olmp.js';
 import { initBackend, backendRecord, describeBackend, type BackendName } from '../../backends/backend.js';
 import { resolveModel, fitToData, type ModelSource } from '../../models/source.js';
 import { datasetInfo, loadRunData } from './olmp.js';
 import { writeJsonAtomic } from '../../foundation/atomic.js';
+import { runVersions, utcStamp } from '../run-dir.js';
 import { UsageError } from '../../foundation/errors.js';
 
 export interface SearchOptions extends Partial<OlmpConfig> {
@@ -18,23 +18,6 @@ export interface SearchOptions extends Partial<OlmpConfig> {
   resultsRoot?: string;
   /** Print the backend line (the CLI does; the library stays quiet unless asked). */
   log?: (line: string) => void;
-}
-
-export function versions(): Record<string, string> {
-  const require = createRequire(import.meta.url);
-  const pkg = (name: string) => {
-    try {
-      return (require(`${name}/package.json`) as { version: string }).version;
-    } catch {
-      return 'unknown';
-    }
-  };
-  const own = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
-  return { prunus: own.version, node: process.version, tfjs: pkg('@tensorflow/tfjs') };
-}
-
-export function timestamp(): string {
-  return new Date().toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
 }
 
 /** Resolves options into a validated config: defaults(model) < quick preset < given options. */
@@ -74,7 +57,7 @@ export async function createRun(opts: SearchOptions): Promise<string> {
   const backend = await initBackend(opts.backend ?? 'auto');
   opts.log?.(describeBackend(backend));
   const resultsRoot = resolve(opts.resultsRoot ?? process.env.PRUNUS_RESULTS ?? 'results');
-  const dir = resolve(opts.out ?? join(resultsRoot, `search-${modelSlug(cfg)}-s${cfg.seed}-${timestamp()}`));
+  const dir = resolve(opts.out ?? join(resultsRoot, `search-${modelSlug(cfg)}-s${cfg.seed}-${utcStamp()}`));
   if (existsSync(join(dir, 'report.json'))) throw new UsageError(`${dir} already holds a finished run`);
   if (existsSync(join(dir, 'config.json'))) throw new UsageError(`${dir} already holds a run; continue it with 'prunus resume ${dir}'`);
   const runCfg: RunFileConfig = {
@@ -85,7 +68,7 @@ export async function createRun(opts: SearchOptions): Promise<string> {
     seed: cfg.seed,
     backend: backendRecord(backend),
     backendRequested: opts.backend ?? 'auto',
-    versions: versions(),
+    versions: runVersions(),
     options: cfg,
     resultsRoot,
   };

@@ -6,6 +6,9 @@
  *   weights lr_mult 1, decay_mult 1; biases lr_mult 2, decay_mult 1; batch 64; softmax loss averaged over the batch.
  * BatchNorm (not in the LeNets): γ/β use bnLrMult / bnDecayMult, moving statistics are exponential averages
  * (moving ← bnMomentum·moving + (1−bnMomentum)·batch, biased batch variance, as Keras does).
+ *
+ * The channel-pruning recipes train with momentum SGD instead (SgdConfig: PyTorch's form, optionally Nesterov,
+ * decay on conv/fc kernels only, a learning-rate schedule over a fixed number of steps).
  */
 import { UsageError } from '../../foundation/errors.js';
 
@@ -66,4 +69,48 @@ export function resolveSolver(partial: Partial<SolverOptions> = {}): SolverOptio
 /** Learning rate at iteration t (0 for the first step). */
 export function learningRate(s: SolverOptions, t: number): number {
   return s.lrPolicy === 'fixed' ? s.baseLr : s.baseLr * Math.pow(1 + s.gamma * t, -s.power);
+}
+
+/** Learning-rate schedules of the momentum-SGD recipes. */
+export type LrSchedule =
+  | { kind: 'constant' }
+  /** lr × factor at each fraction of the steps in `at` (e.g. [0.375, 0.75]). */
+  | { kind: 'step'; at: number[]; factor: number }
+  | { kind: 'cosine' }
+  /** Caffe "inv": lr·(1+γ·t)^(−power). */
+  | { kind: 'inv'; gamma: number; power: number };
+
+export interface SgdConfig {
+  steps: number;
+  batchSize: number;
+  lr: number;
+  momentum: number;
+  nesterov: boolean;
+  /** L2 decay on conv/fc kernels (not biases, not BatchNorm). */
+  weightDecay: number;
+  schedule: LrSchedule;
+  /** Moving-average momentum of BatchNorm statistics. */
+  bnMomentum: number;
+}
+
+/** Learning rate of step `step` (0-based) of a momentum-SGD recipe. */
+export function lrAt(cfg: Pick<SgdConfig, 'lr' | 'schedule' | 'steps'>, step: number): number {
+  const s = cfg.schedule;
+  switch (s.kind) {
+    case 'constant':
+      return cfg.lr;
+    case 'step':
+      return cfg.lr * Math.pow(s.factor, s.at.filter((f) => step >= Math.round(f * cfg.steps)).length);
+    case 'cosine':
+      return 0.5 * cfg.lr * (1 + Math.cos((Math.PI * step) / Math.max(1, cfg.steps)));
+    case 'inv':
+      return cfg.lr * Math.pow(1 + s.gamma * step, -s.power);
+  }
+}
+
+/** Refuses impossible step counts, batch sizes and learning rates. */
+export function checkSgdConfig(cfg: SgdConfig): void {
+  if (!Number.isInteger(cfg.steps) || cfg.steps < 0) throw new UsageError(`training steps must be an integer >= 0, got ${cfg.steps}`);
+  if (!Number.isInteger(cfg.batchSize) || cfg.batchSize < 1) throw new UsageError(`batch size must be an integer >= 1, got ${cfg.batchSize}`);
+  if (!(cfg.lr >= 0)) throw new UsageError(`learning rate must be >= 0, got ${cfg.lr}`);
 }

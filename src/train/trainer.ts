@@ -1,34 +1,52 @@
 /**
- * A stateful Caffe-SGD trainer that the OLMP pipeline (and the reference training) drives one step at a time.
+ * The one SGD trainer: a stateful trainer driven one step at a time, by the OLMP pipeline and the reference training
+ * (Caffe's solver) and by the channel-pruning finetuners (momentum SGD, src/train/sgd.ts).
  *
  * Weights, biases and momentum live on the device as tf.Variables between steps. Masked training is Dynamic Network
  * Surgery (spec olmp.md §2): the forward pass uses w⊙m, the gradient with respect to the effective weight w⊙m
  * (computed by tf.grads over the effective tensors) updates every dense weight, pruned ones included, and weight
- * decay acts on the dense weights. SGD never changes the masks. Batches are read sequentially from the train set in
- * its stored (already seeded-shuffled) order, cycling like Caffe's data layer: a batch may wrap around the end.
+ * decay acts on the dense weights. SGD never changes the masks. Channel finetuning instead holds parameter masks:
+ * pruned channels are zero from the start and after every update. Batches are read sequentially from the train set
+ * in its stored (already seeded-shuffled) order, cycling like Caffe's data layer, or from seeded epoch-wise
+ * permutations (batches.ts).
  */
 import * as tf from '@tensorflow/tfjs';
 import type { Architecture, BatchNormOp } from '../../models/graph.js';
-import { prunableOps, weightShape, biasLength } from '../../models/graph.js';
+import { prunableOps, weightShape, biasLength, batchNormOps } from '../../models/graph.js';
 import type { ModelParams, LayerMasks } from '../../models/params.js';
-import { batchNormOps } from '../../models/graph.js';
-import { runGraph, type ModelTensors } from '../../models/forward.js';
+import type { ParamMasks } from '../../models/channels.js';
+import { runGraph, type ModelTensors, type RunOptions } from '../../models/forward.js';
 import type { ImageSet } from '../../foundation/data/datasets.js';
-import { resolveSolver, learningRate, type SolverOptions } from './solver.js';
+import { Rng } from '../../foundation/rng.js';
+import { resolveSolver, learningRate, lrAt, checkSgdConfig, type SolverOptions, type SgdConfig } from './solver.js';
 import { evaluateLogits, type EvalResult } from './evaluate.js';
+import { applyUpdate, type Trainable, type UpdateRule } from './update.js';
+import { BatchSampler, gatherBatch, sequentialBatch, type Batch } from './batches.js';
+import { readMomentum, readParams, writeMomentum, writeParams, checkLength, type LayerVariables, type BatchNormVariables, type MomentumState } from './variables.js';
+
+export type { Batch } from './batches.js';
+export type { MomentumState } from './variables.js';
+
+/** A loss replacing softmax cross-entropy (DCP's heads): the model tensors, the batch, one-hot labels, the batchnorm statistics callback and the extra variables' tensors. */
+export type LossFn = (t: ModelTensors, x: tf.Tensor4D, y: tf.Tensor2D, onBatchNormStats: NonNullable<RunOptions['onBatchNormStats']>, extras: tf.Tensor[]) => tf.Scalar;
 
 export interface TrainerOptions {
+  /** Caffe's solver (the default rule); its batchSize sets the batch unless `sgd` is given. */
   solver?: Partial<SolverOptions>;
+  /** Momentum SGD instead (channel-pruning recipes): schedule, momentum, Nesterov, decay on kernels only. */
+  sgd?: SgdConfig;
+  /** Batches from seeded epoch-wise permutations (this seed) instead of the sequential cursor. */
+  shuffleSeed?: string;
+  /** Masks over every trainable array, held after every update (pruned channels stay zero). */
+  held?: ParamMasks;
+  /** Replaces the softmax cross-entropy loss. */
+  loss?: LossFn;
+  /** More variables trained by the same rule (no decay, no masks), e.g. DCP heads. The caller owns them. */
+  extraVariables?: tf.Variable[];
   /** Iteration counter at start (drives the lr schedule); default 0. */
   startIteration?: number;
   /** Index in the train set of the next image to read; default 0. */
   cursor?: number;
-}
-
-/** Momentum buffers ("history" in Caffe), same layout as the parameters they belong to. */
-export interface MomentumState {
-  layers: { weight: Float32Array; bias: Float32Array }[];
-  batchNorms: { gamma: Float32Array; beta: Float32Array }[];
 }
 
 /**
@@ -50,34 +68,27 @@ export interface TrainerState {
   gates: (Float32Array | null)[] | null;
 }
 
-export interface Batch {
-  images: Float32Array;
-  labels: Uint8Array;
-}
-
-interface Trainable {
-  value: tf.Variable;
-  momentum: tf.Variable;
-  lrMult: number;
-  decayMult: number;
-}
-
 function size(shape: number[]): number {
   return shape.reduce((a, b) => a * b, 1);
 }
 
-function checkLength(what: string, a: ArrayLike<number>, n: number): void {
-  if (a.length !== n) throw new Error(`${what}: length ${a.length}, expected ${n}`);
-}
 
 export class Trainer {
   readonly arch: Architecture;
   readonly solver: SolverOptions;
+  /** The momentum-SGD recipe, when the trainer runs it instead of Caffe's solver. */
+  readonly sgd: SgdConfig | null;
+  private readonly rule: UpdateRule;
+  private readonly batchSize: number;
+  private readonly bnMomentum: number;
+  private readonly sampler: BatchSampler | null;
+  private readonly loss: LossFn | null;
+  private readonly extras: Trainable[];
+  private readonly heldMasks: tf.Tensor[] = [];
   private readonly train: ImageSet;
-  private readonly perImage: number;
   private readonly inputShape: [number, number, number];
-  private readonly layers: { weight: Trainable; bias: Trainable }[];
-  private readonly bns: { gamma: Trainable; beta: Trainable; movingMean: tf.Variable; movingVariance: tf.Variable }[];
+  private readonly layers: LayerVariables[];
+  private readonly bns: BatchNormVariables[];
   private maskTensors: { weight: tf.Tensor; bias: tf.Tensor }[] | null = null;
   private maskArrays: LayerMasks[] | null = null;
   private gateTensors: (tf.Tensor1D | null)[] | null = null;
@@ -89,6 +100,13 @@ export class Trainer {
   constructor(arch: Architecture, params: ModelParams, train: ImageSet, opts: TrainerOptions = {}) {
     this.arch = arch;
     this.solver = resolveSolver(opts.solver);
+    this.sgd = opts.sgd ?? null;
+    if (this.sgd) checkSgdConfig(this.sgd);
+    this.rule = this.sgd ? { kind: 'momentum', momentum: this.sgd.momentum, nesterov: this.sgd.nesterov } : { kind: 'caffe', momentum: this.solver.momentum };
+    this.batchSize = this.sgd ? this.sgd.batchSize : this.solver.batchSize;
+    this.bnMomentum = this.sgd ? this.sgd.bnMomentum : this.solver.bnMomentum;
+    this.sampler = opts.shuffleSeed !== undefined ? new BatchSampler(train.count, this.batchSize, new Rng(opts.shuffleSeed)) : null;
+    this.loss = opts.loss ?? null;
     this.train = train;
     this.inputShape = train.shape;
     const [h, w, c] = arch.inputShape;
@@ -96,7 +114,6 @@ export class Trainer {
       throw new Error(`train images are ${train.shape.join('x')}, ${arch.name} takes ${arch.inputShape.join('x')}`);
     }
     if (train.count < 1) throw new Error('the train set is empty');
-    this.perImage = h * w * c;
     this._iteration = opts.startIteration ?? 0;
     this._cursor = opts.cursor ?? 0;
     if (!Number.isInteger(this._iteration) || this._iteration < 0) throw new Error(`startIteration must be an integer >= 0, got ${this._iteration}`);
@@ -106,30 +123,41 @@ export class Trainer {
     const bnOps = batchNormOps(arch);
     if (params.batchNorms.length !== bnOps.length) throw new Error(`${arch.name} has ${bnOps.length} batchnorm layers, params have ${params.batchNorms.length}`);
     const s = this.solver;
+    const sgd = this.sgd;
     // (tf.variable keeps its initial tensor alive unless that is created inside a tidy.)
     const variable = (make: () => tf.Tensor, trainable: boolean): tf.Variable => tf.tidy(() => tf.variable(make(), trainable));
-    const trainable = (data: Float32Array, shape: number[], lrMult: number, decayMult: number): Trainable => ({
-      value: variable(() => tf.tensor(data, shape, 'float32'), true),
-      momentum: variable(() => tf.zeros(shape, 'float32'), false),
-      lrMult,
-      decayMult,
-    });
+    // Caffe: lr and decay multipliers per kind; momentum SGD: decay on kernels only. A held mask zeroes the start too.
+    const trainable = (data: Float32Array, shape: number[], kind: 'weight' | 'bias' | 'bn', held?: Uint8Array): Trainable => {
+      const mask = held && held.some((e) => e === 0) ? tf.tensor(Float32Array.from(held), shape, 'float32') : null;
+      if (mask) this.heldMasks.push(mask);
+      const lrMult = sgd ? 1 : kind === 'weight' ? s.weightLrMult : kind === 'bias' ? s.biasLrMult : s.bnLrMult;
+      const decay = sgd ? (kind === 'weight' ? sgd.weightDecay : 0) : s.weightDecay * (kind === 'weight' ? s.weightDecayMult : kind === 'bias' ? s.biasDecayMult : s.bnDecayMult);
+      return {
+        value: variable(() => (mask ? tf.mul(tf.tensor(data, shape, 'float32'), mask) : tf.tensor(data, shape, 'float32')), true),
+        momentum: variable(() => tf.zeros(shape, 'float32'), false),
+        lrMult,
+        decay,
+        held: mask,
+      };
+    };
+    const held = opts.held;
     this.layers = ops.map((op, i) => {
       const p = params.layers[i]!;
       const ws = weightShape(op);
       checkLength(`${op.name} weight`, p.weight, size(ws));
       checkLength(`${op.name} bias`, p.bias, biasLength(op));
       return {
-        weight: trainable(p.weight, ws, s.weightLrMult, s.weightDecayMult),
-        bias: trainable(p.bias, [biasLength(op)], s.biasLrMult, s.biasDecayMult),
+        weight: trainable(p.weight, ws, 'weight', held?.layers[i]?.weight),
+        bias: trainable(p.bias, [biasLength(op)], 'bias', held?.layers[i]?.bias),
       };
     });
+    this.extras = (opts.extraVariables ?? []).map((v) => ({ value: v, momentum: variable(() => tf.zerosLike(v), false), lrMult: 1, decay: 0, held: null }));
     this.bns = bnOps.map((op: BatchNormOp, i) => {
       const b = params.batchNorms[i]!;
       for (const k of ['gamma', 'beta', 'movingMean', 'movingVariance'] as const) checkLength(`${op.name} ${k}`, b[k], op.channels);
       return {
-        gamma: trainable(b.gamma, [op.channels], s.bnLrMult, s.bnDecayMult),
-        beta: trainable(b.beta, [op.channels], s.bnLrMult, s.bnDecayMult),
+        gamma: trainable(b.gamma, [op.channels], 'bn', held?.batchNorms[i]?.gamma),
+        beta: trainable(b.beta, [op.channels], 'bn', held?.batchNorms[i]?.beta),
         movingMean: variable(() => tf.tensor1d(b.movingMean, 'float32'), false),
         movingVariance: variable(() => tf.tensor1d(b.movingVariance, 'float32'), false),
       };
@@ -157,9 +185,9 @@ export class Trainer {
     return this._cursor;
   }
 
-  /** Learning rate of iteration t ("inv" policy). */
+  /** Learning rate of iteration t (Caffe's "inv" policy, or the SGD recipe's schedule). */
   lr(t: number = this._iteration): number {
-    return learningRate(this.solver, t);
+    return this.sgd ? lrAt(this.sgd, t) : learningRate(this.solver, t);
   }
 
   /** Current masks (copies), or null when training dense. */
@@ -212,28 +240,11 @@ export class Trainer {
     if (old) for (const g of old) if (g) g.dispose();
   }
 
-  /** The batch the next step() will use (copies). */
+  /** The batch the next step() will use (copies; sequential batches only). */
   peekBatch(): Batch {
-    const b = this.readBatch(this._cursor);
+    if (this.sampler) throw new Error('peekBatch: shuffled batches are drawn when used');
+    const b = sequentialBatch(this.train, this._cursor, this.batchSize);
     return { images: b.images.slice(), labels: b.labels.slice() };
-  }
-
-  /** Images/labels from `start`, batchSize of them, wrapping around the end (views when contiguous). */
-  private readBatch(start: number): Batch {
-    const B = this.solver.batchSize;
-    const n = this.train.count;
-    const per = this.perImage;
-    if (start + B <= n) {
-      return { images: this.train.images.subarray(start * per, (start + B) * per), labels: this.train.labels.subarray(start, start + B) };
-    }
-    const images = new Float32Array(B * per);
-    const labels = new Uint8Array(B);
-    for (let i = 0; i < B; i++) {
-      const j = (start + i) % n;
-      images.set(this.train.images.subarray(j * per, (j + 1) * per), i * per);
-      labels[i] = this.train.labels[j]!;
-    }
-    return { images, labels };
   }
 
   /** Effective tensors w⊙m, b⊙m (the variables themselves when training dense). */
@@ -262,56 +273,47 @@ export class Trainer {
   /** One SGD step on the next batch at lr(iteration); then iteration++ and the cursor moves on. */
   step(): { loss: number } {
     this.assertLive();
-    const s = this.solver;
-    const B = s.batchSize;
-    const batch = this.readBatch(this._cursor);
+    const B = this.batchSize;
+    const batch = this.sampler ? gatherBatch(this.train, this.sampler.next()) : sequentialBatch(this.train, this._cursor, B);
+    const n = batch.labels.length;
     const K = this.arch.numClasses;
-    const oneHot = new Float32Array(B * K);
-    for (let i = 0; i < B; i++) {
+    const oneHot = new Float32Array(n * K);
+    for (let i = 0; i < n; i++) {
       const y = batch.labels[i]!;
       if (y >= K) throw new Error(`label ${y} out of range for ${K} classes`);
       oneHot[i * K + y] = 1;
     }
     const lr = this.lr(this._iteration);
     const [H, W, C] = this.inputShape;
+    const mu = this.bnMomentum;
     const bnStats: tf.Tensor[] = [];
+    const onBatchNormStats = (i: number, mean: tf.Tensor1D, variance: tf.Tensor1D): void => {
+      const b = this.bns[i]!;
+      bnStats[2 * i] = tf.keep(tf.add(tf.mul(b.movingMean, mu), tf.mul(mean, 1 - mu)));
+      bnStats[2 * i + 1] = tf.keep(tf.add(tf.mul(b.movingVariance, mu), tf.mul(variance, 1 - mu)));
+    };
     const lossT = tf.tidy(() => {
-      const x = tf.tensor4d(batch.images, [B, H, W, C], 'float32');
-      const y = tf.tensor2d(oneHot, [B, K], 'float32');
+      const x = tf.tensor4d(batch.images, [n, H, W, C], 'float32');
+      const y = tf.tensor2d(oneHot, [n, K], 'float32');
       const eff = this.effective().weights;
       const bnArgs = this.bns.flatMap((b) => [b.gamma.value as tf.Tensor, b.beta.value as tf.Tensor]);
       const nL = eff.length;
+      const nB = bnArgs.length;
       // Zero-length arrays (the bias of a layer without one) are passed through, not differentiated: nothing reads them.
-      const all = [...eff, ...bnArgs];
+      const all = [...eff, ...bnArgs, ...this.extras.map((e) => e.value as tf.Tensor)];
       const live = all.flatMap((t, i) => (t.size > 0 ? [i] : []));
       const f = (...xs: tf.Tensor[]): tf.Scalar => {
         const args = all.slice();
         live.forEach((i, k) => (args[i] = xs[k]!));
-        const t = this.modelTensors(args.slice(0, nL), args.slice(nL));
-        const logits = runGraph(this.arch, t, x, {
-          mode: 'train',
-          gates: this.gateTensors,
-          dropoutSeed: this._iteration,
-          onBatchNormStats: (i, mean, variance) => {
-            const b = this.bns[i]!;
-            const mu = s.bnMomentum;
-            bnStats[2 * i] = tf.keep(tf.add(tf.mul(b.movingMean, mu), tf.mul(mean, 1 - mu)));
-            bnStats[2 * i + 1] = tf.keep(tf.add(tf.mul(b.movingVariance, mu), tf.mul(variance, 1 - mu)));
-          },
-        });
-        return tf.losses.softmaxCrossEntropy(y, logits, undefined, undefined, tf.Reduction.MEAN) as tf.Scalar;
+        const t = this.modelTensors(args.slice(0, nL), args.slice(nL, nL + nB));
+        if (this.loss) return this.loss(t, x, y, onBatchNormStats, args.slice(nL + nB));
+        const logits = runGraph(this.arch, t, x, { mode: 'train', gates: this.gateTensors, dropoutSeed: this._iteration, onBatchNormStats });
+        // Caffe's softmax loss is the batch mean; the SGD recipes use tfjs's default reduction (sum / batch size).
+        return (this.sgd ? tf.losses.softmaxCrossEntropy(y, logits) : tf.losses.softmaxCrossEntropy(y, logits, undefined, undefined, tf.Reduction.MEAN)) as tf.Scalar;
       };
       const { value, grads } = tf.valueAndGrads(f)(live.map((i) => all[i]!));
-      const params: Trainable[] = [...this.layers.flatMap((l) => [l.weight, l.bias]), ...this.bns.flatMap((b) => [b.gamma, b.beta])];
-      live.forEach((i, k) => {
-        const p = params[i]!;
-        const g = grads[k]!;
-        const decay = s.weightDecay * p.decayMult;
-        const diff = decay !== 0 ? tf.add(g, tf.mul(p.value, decay)) : g;
-        const v = tf.add(tf.mul(diff, lr * p.lrMult), tf.mul(p.momentum, s.momentum));
-        p.momentum.assign(v);
-        p.value.assign(tf.sub(p.value, v));
-      });
+      const params: Trainable[] = [...this.layers.flatMap((l) => [l.weight, l.bias]), ...this.bns.flatMap((b) => [b.gamma, b.beta]), ...this.extras];
+      live.forEach((i, k) => applyUpdate(this.rule, params[i]!, grads[k]!, lr));
       return value;
     });
     try {
@@ -325,7 +327,7 @@ export class Trainer {
     const loss = lossT.dataSync()[0]!;
     lossT.dispose();
     this._iteration++;
-    this._cursor = (this._cursor + B) % this.train.count;
+    if (!this.sampler) this._cursor = (this._cursor + B) % this.train.count;
     return { loss };
   }
 
@@ -355,68 +357,28 @@ export class Trainer {
   /** Downloads the dense (unmasked) weights and the batchnorm parameters. */
   getParams(): ModelParams {
     this.assertLive();
-    return {
-      layers: this.layers.map((l) => ({ weight: l.weight.value.dataSync().slice() as Float32Array, bias: l.bias.value.dataSync().slice() as Float32Array })),
-      batchNorms: this.bns.map((b) => ({
-        gamma: b.gamma.value.dataSync().slice() as Float32Array,
-        beta: b.beta.value.dataSync().slice() as Float32Array,
-        movingMean: b.movingMean.dataSync().slice() as Float32Array,
-        movingVariance: b.movingVariance.dataSync().slice() as Float32Array,
-      })),
-    };
+    return readParams(this.layers, this.bns);
   }
 
   /** Replaces the dense weights (e.g. after an external edit); momentum is kept. */
   setParams(params: ModelParams): void {
     this.assertLive();
-    const ops = prunableOps(this.arch);
-    params.layers.forEach((p, i) => {
-      const l = this.layers[i]!;
-      checkLength(`${ops[i]!.name} weight`, p.weight, l.weight.value.size);
-      checkLength(`${ops[i]!.name} bias`, p.bias, l.bias.value.size);
-      tf.tidy(() => {
-        l.weight.value.assign(tf.tensor(p.weight, l.weight.value.shape, 'float32'));
-        l.bias.value.assign(tf.tensor(p.bias, l.bias.value.shape, 'float32'));
-      });
-    });
-    params.batchNorms.forEach((p, i) => {
-      const b = this.bns[i]!;
-      tf.tidy(() => {
-        b.gamma.value.assign(tf.tensor1d(p.gamma, 'float32'));
-        b.beta.value.assign(tf.tensor1d(p.beta, 'float32'));
-        b.movingMean.assign(tf.tensor1d(p.movingMean, 'float32'));
-        b.movingVariance.assign(tf.tensor1d(p.movingVariance, 'float32'));
-      });
-    });
+    writeParams(this.layers, this.bns, params, prunableOps(this.arch).map((op) => op.name));
   }
 
   getMomentum(): MomentumState {
     this.assertLive();
-    return {
-      layers: this.layers.map((l) => ({ weight: l.weight.momentum.dataSync().slice() as Float32Array, bias: l.bias.momentum.dataSync().slice() as Float32Array })),
-      batchNorms: this.bns.map((b) => ({ gamma: b.gamma.momentum.dataSync().slice() as Float32Array, beta: b.beta.momentum.dataSync().slice() as Float32Array })),
-    };
+    return readMomentum(this.layers, this.bns);
   }
 
   setMomentum(m: MomentumState): void {
     this.assertLive();
-    if (m.layers.length !== this.layers.length || m.batchNorms.length !== this.bns.length) throw new Error('momentum state does not match the architecture');
-    const set = (v: tf.Variable, a: Float32Array, what: string): void => {
-      checkLength(what, a, v.size);
-      tf.tidy(() => v.assign(tf.tensor(a, v.shape, 'float32')));
-    };
-    m.layers.forEach((l, i) => {
-      set(this.layers[i]!.weight.momentum, l.weight, `momentum ${i} weight`);
-      set(this.layers[i]!.bias.momentum, l.bias, `momentum ${i} bias`);
-    });
-    m.batchNorms.forEach((b, i) => {
-      set(this.bns[i]!.gamma.momentum, b.gamma, `bn momentum ${i} gamma`);
-      set(this.bns[i]!.beta.momentum, b.beta, `bn momentum ${i} beta`);
-    });
+    writeMomentum(this.layers, this.bns, m);
   }
 
   state(): TrainerState {
     this.assertLive();
+    if (this.sgd || this.sampler || this.extras.length) throw new Error('state(): only Caffe-solver trainers on sequential batches are checkpointed');
     return {
       format: 'prunus-trainer',
       version: 1,
@@ -440,6 +402,8 @@ export class Trainer {
       for (const p of [b.gamma, b.beta]) tf.dispose([p.value, p.momentum]);
       tf.dispose([b.movingMean, b.movingVariance]);
     }
+    for (const e of this.extras) e.momentum.dispose();
+    tf.dispose(this.heldMasks);
     if (this.maskTensors) for (const m of this.maskTensors) tf.dispose([m.weight, m.bias]);
     if (this.gateTensors) for (const g of this.gateTensors) if (g) g.dispose();
     this.maskTensors = null;
