@@ -46,27 +46,11 @@ import { columnKernels } from './simd.js';
  *  - a small hidden layer (≤ SMALL_LAYER_MACS multiply-adds per image) stays on the path of the layer before it:
  *    it costs a few ms either way, and switching paths costs a transfer.
  *
- * Measured with `npm run bench -- eval --crossover-layers`: each layer alone on its real input activations, random
- * masks, JS kernel vs the tfjs fused op, 6,000 validation images, wasm, CPU ms of one thread, sparse / dense. The
- * machine had 2 shared cores at load 5-13, so absolute figures are inflated and vary by ±20% between runs.
- *   LeNet-300-100 ip1 (input density 0.19): 10%: 101 / 125,  20%: 161 / 115   → crossover ≈ 14%
- *   LeNet-5 ip1       (input density 1.00):  1%: 149 / 230,   2%: 233 / 212   → crossover ≈ 1.8%
- *   LeNet-5 conv2     (input density 1.00):  1%: 490 / 977,   2%: 1311 / 916  → crossover ≈ 1.5%
- *   LeNet-5 conv1     (input density 0.19): 10%: 357 / 588,  20%: 633 / 614   → crossover ≈ 19% alone, but inside the
- *     network (other layers sparse, maxpool and transfers included) 10%: 1160 / 1294 and 14%: 1399 / 1239 ms per
- *     candidate → ≈ 12%.
- * Fully-connected: 0.02 / inputDensity (0.105 at 0.19; in the network LeNet-300-100 ip1 at 5%: 93 / 150, 10%:
- * 130 / 149). Conv: 0.015 × inputDensity^−1.2 (0.11 at 0.19, 0.015 at 1).
- * Re-measured in the network with the batched column kernels (LeNet-300-100, every layer at the density): 10%:
- * 111 / 127, 20%: 229 / 128 → ≈ 11%, so the fully-connected entry stands (with ip2/ip3 at OLMP's final densities
- * ip1 alone would cross at ≈ 27%; see evaluators/README.md).
- * Conv, re-measured in the network (2026-11-22) with the batched conv column kernels (columns.ts): LeNet-5 reference
- * weights, the other layers sparse at OLMP's final counts, CPU ms per candidate, sparse / dense, load ≈ 1.1:
- *   conv1 (input density 0.19): 10%: 176 / 657, 30%: 284 / 668, 50%: 418 / 633, 70%: 508 / 681, 100%: 975 / 615
- *     → crossover ≈ 80%;
- *   conv2 (input density 1.00): 1%: 202 / 1134, 5%: 350 / 1274, 10%: 569 / 1147, 20%: 917 / 1106 → ≈ 25%.
- * Conv: 0.15 / inputDensity (0.79 at 0.19, 0.15 at 1; a little below the measured crossovers, where the two
- * paths are close). Before the column kernels: 0.015 × inputDensity^−1.2.
+ * The constants come from `npm run bench -- eval --crossover-layers` (each layer alone on its real input activations)
+ * and `--crossover` (whole networks), sparse against dense CPU time per candidate; the measurements are in
+ * evaluators/README.md. Fully-connected: 0.02 / inputDensity. Conv: 0.15 / inputDensity, a little below the
+ * crossovers measured with the batched conv column kernels (columns.ts), where the two paths are close.
+ * Depthwise convolutions and ops without sparse kernels always run dense.
  */
 export const SPARSE_CROSSOVER: Readonly<Record<SparseKind, { base: number; exponent: number }>> = {
   dense: { base: 0.02, exponent: 1 },

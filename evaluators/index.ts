@@ -1,4 +1,4 @@
-/** Masked-model evaluation (issue 4): stateless candidate → masks → accuracy and size, in-process or in a pool. */
+/** Masked-model evaluation: stateless candidate → masks → accuracy and size, in-process or in a pool. */
 export type {
   Candidate,
   CandidateKinds,

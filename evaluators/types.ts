@@ -1,5 +1,5 @@
 /**
- * Public types of the masked-model evaluators (issue 4).
+ * Public types of the masked-model evaluators.
  *
  * An evaluator scores candidates against a context: the current network (dense weights and current masks), the
  * frozen DNS magnitude statistics and the evaluation images. Evaluation is stateless: a candidate's result depends

@@ -1,5 +1,5 @@
 /**
- * Channel pruning (issue 6): channel groups and closed-form costs, physical slimming (== masked model, also as a tfjs
+ * Channel pruning: channel groups and closed-form costs, physical slimming (== masked model, also as a tfjs
  * LayersModel), the scorers' planted-channel checks, the search's FLOPs budget, k_g = 0 refused, determinism.
  */
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';

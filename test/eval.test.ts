@@ -1,5 +1,5 @@
 /**
- * Evaluators (issue 4): sparse/dense agreement, pool determinism, crash recovery, early exit, cache, tensor leaks,
+ * Evaluators: sparse/dense agreement, pool determinism, crash recovery, early exit, cache, tensor leaks,
  * clean shutdown. Small subsets of MNIST; the pool runs the compiled worker (dist/), rebuilt here when stale.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';

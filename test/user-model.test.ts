@@ -137,6 +137,48 @@ describe('your own TensorFlow.js model', () => {
     }
   });
 
+  it('a search of a model file killed with SIGKILL resumes to the same report and events; a changed model file is refused', async () => {
+    // Same flags as the uninterrupted run-mlp of the search test above, checkpointing every 20 iterations.
+    const model = join(work, 'mlp', 'model.json');
+    const flags = ['--dataset', 'fashion-mnist', '--input-scale', String(SCALE_255), '--quick', '--iterations', '121', '--prune-until', '80', '--search-period', '40', '--log-period', '40', '--checkpoint-period', '20', '--search-budget', '25'];
+    const ref = join(work, 'resume-ref');
+    const a = await prunus(['search', '--model', model, ...flags, '--out', ref, '--json'], work);
+    expect(a.code, a.stderr).toBe(0);
+    const dir = join(work, 'resume-killed');
+    const child = spawn(process.execPath, [bin, 'search', '--model', model, ...flags, '--out', dir, '--json'], { cwd: work, env: { ...process.env, PRUNUS_RESULTS: join(work, 'results') }, stdio: 'ignore' });
+    const exited = new Promise<void>((res) => child.on('exit', () => res()));
+    while (!existsSync(join(dir, 'checkpoint.json'))) await new Promise((r) => setTimeout(r, 20));
+    child.kill('SIGKILL');
+    await exited;
+    expect(existsSync(join(dir, 'report.json'))).toBe(false);
+    const b = await prunus(['resume', dir, '--json'], work);
+    expect(b.code, b.stderr).toBe(0);
+    const pick = (r: Record<string, unknown>) => ({ ...r, wallTimeMs: 0, runDir: '' });
+    expect(pick(JSON.parse(b.stdout))).toEqual(pick(JSON.parse(a.stdout)));
+    const events = (d: string) => readFileSync(join(d, 'events.jsonl'), 'utf8').split('\n').filter(Boolean).map((l) => ({ ...JSON.parse(l), elapsedMs: 0 }));
+    expect(events(dir)).toEqual(events(ref));
+
+    // A run whose model file changes under it: resume says so and does nothing.
+    const copy = join(work, 'mlp-copy');
+    mkdirSync(copy, { recursive: true });
+    for (const f of readdirSync(join(work, 'mlp'))) writeFileSync(join(copy, f), readFileSync(join(work, 'mlp', f)));
+    const dir2 = join(work, 'resume-changed');
+    const c2 = spawn(process.execPath, [bin, 'search', '--model', join(copy, 'model.json'), ...flags, '--out', dir2], { cwd: work, env: { ...process.env, PRUNUS_RESULTS: join(work, 'results') }, stdio: 'ignore' });
+    const exited2 = new Promise<void>((res) => c2.on('exit', () => res()));
+    while (!existsSync(join(dir2, 'checkpoint.json'))) await new Promise((r) => setTimeout(r, 20));
+    c2.kill('SIGKILL');
+    await exited2;
+    const w = readFileSync(join(copy, 'weights.bin'));
+    w.writeFloatLE(w.readFloatLE(0) + 1, 0);
+    writeFileSync(join(copy, 'weights.bin'), w);
+    const events0 = readFileSync(join(dir2, 'events.jsonl'), 'utf8');
+    const r = await prunus(['resume', dir2], work);
+    expect(r.code).toBe(2);
+    expect(ownLines(r.stderr)).toHaveLength(1);
+    expect(ownLines(r.stderr)[0]).toMatch(/model .*mlp-copy\/model\.json has changed since the run started/);
+    expect(readFileSync(join(dir2, 'events.jsonl'), 'utf8')).toBe(events0);
+  });
+
   it('residual CNN: channels tied by an Add are one group; slimming removes them together and equals the masked model', () => {
     const { model } = loadModel(join(work, 'res'));
     const arch = model.arch;
