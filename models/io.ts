@@ -14,9 +14,10 @@ import { prunableOps, weightShape, biasLength, batchNormOps } from './graph.js';
 import { maskedParams, type PrunableModel, type ModelParams, type LayerMasks } from './params.js';
 import type { MagnitudeStats } from './masks.js';
 import { UsageError } from '../foundation/errors.js';
+import { readJsonObject } from '../foundation/json.js';
 import { writeDirAtomic, recoverDir } from '../foundation/atomic.js';
 import { layersModelFiles, writeLayersModelFiles } from './tfjs/write.js';
-import { modelSha256, paramsFromWeights, readJson, readLayersModel } from './tfjs/read.js';
+import { modelSha256, paramsFromWeights, readLayersModel } from './tfjs/read.js';
 import { readWeights } from './tfjs/weights.js';
 
 export const MODEL_FORMAT = 'prunus-model';
@@ -115,7 +116,7 @@ export function loadModel(path: string): LoadedModel {
   if (existsSync(join(path, 'model'))) recoverDir(join(path, 'model'));
   const jsonPath = findModelJson(path);
   const dir = dirname(jsonPath);
-  const json = readJson(jsonPath);
+  const json = readJsonObject(jsonPath);
   if (json.format === MODEL_FORMAT) return loadV1(dir, jsonPath, json);
   const section = json.prunus as PrunusSection | undefined;
   if (section && section.format === MODEL_FORMAT) {

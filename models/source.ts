@@ -7,11 +7,12 @@
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { UsageError } from '../foundation/errors.js';
+import { readJsonObject } from '../foundation/json.js';
 import { getArchitecture, modelNames } from './architectures.js';
 import type { Architecture } from './graph.js';
 import type { LayerMasks, ModelParams } from './params.js';
 import { loadModel } from './io.js';
-import { modelSha256, modelJsonPath, readJson } from './tfjs/read.js';
+import { modelSha256, modelJsonPath } from './tfjs/read.js';
 
 export type ModelSource = { kind: 'zoo'; name: string } | { kind: 'file'; path: string; sha256: string };
 
@@ -39,7 +40,7 @@ export function resolveModel(spec: string, expectSha256?: string): ResolvedModel
   }
   if (!existsSync(spec)) throw new UsageError(`model ${spec} does not exist`);
   const path = modelJsonPath(spec);
-  const sha256 = modelSha256(path, readJson(path));
+  const sha256 = modelSha256(path, readJsonObject(path));
   if (expectSha256 !== undefined && sha256 !== expectSha256) {
     throw new UsageError(`model ${path} has changed since the run started (sha256 ${sha256.slice(0, 12)}…, the run recorded ${expectSha256.slice(0, 12)}…)`);
   }

@@ -15,6 +15,7 @@ import { prunableOps, biasLength, type Architecture } from '../graph.js';
 import type { PrunableModel } from '../params.js';
 import { magnitudeStats, type MagnitudeStats } from '../masks.js';
 import { UsageError } from '../../foundation/errors.js';
+import { readJsonObject } from '../../foundation/json.js';
 import { caffeToTfjsParams, caffeWeightShape, type CaffeLayerArrays, type CaffeToTfjsOptions } from './layout.js';
 
 export const ROLES = ['weight', 'bias', 'weight_mask', 'bias_mask'] as const;
@@ -70,14 +71,7 @@ export function manifestPath(path: string): string {
 /** Parses manifest.json and checks its structure (not yet its contents against the file or a model). */
 export function readManifest(path: string): { path: string; manifest: CaffeManifest } {
   const mp = manifestPath(path);
-  let raw: unknown;
-  try {
-    raw = JSON.parse(readFileSync(mp, 'utf8'));
-  } catch (e) {
-    throw new UsageError(`${mp}: not valid JSON (${(e as Error).message.split('\n')[0]})`);
-  }
-  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new UsageError(`${mp}: expected a JSON object`);
-  const m = raw as CaffeManifest;
+  const m = readJsonObject(mp) as CaffeManifest;
   if (!Array.isArray(m.tensors) || m.tensors.length === 0) throw new UsageError(`${mp}: no 'tensors' array`);
   if (m.file !== undefined && typeof m.file !== 'string') throw new UsageError(`${mp}: 'file' must be a string`);
   if (m.byteLength !== undefined && !isNonNegInt(m.byteLength)) throw new UsageError(`${mp}: 'byteLength' must be a non-negative integer`);

@@ -20,8 +20,27 @@ function spatialIn(ins: Value[], label: string): Value {
   return v;
 }
 
-function checkOut(h: number, w: number, label: string): void {
+/** The output of a square window op with `channels` input channels producing `outChannels`. */
+function windowInfer(op: Pick<Conv2DOp, 'kernel' | 'stride' | 'padding'>, ins: Value[], label: string, channels: number, outChannels: number): Value {
+  const [H, W, C] = spatialIn(ins, label).shape;
+  if (C !== channels) throw new UsageError(`${label}: expects ${channels} input channels, gets ${C}`);
+  const h = windowOut(H, op.kernel, op.stride, op.padding);
+  const w = windowOut(W, op.kernel, op.stride, op.padding);
   if (h < 1 || w < 1) throw new UsageError(`${label}: its output would be ${h}x${w} (the input is too small for the window)`);
+  return { shape: [h, w, outChannels], flat: false };
+}
+
+/** What Conv2D and DepthwiseConv2D configs share: window, padding, activation, bias (checked as prunus supports them). */
+function windowFromKeras(c: Record<string, unknown>, label: string): Pick<Conv2DOp, 'kernel' | 'stride' | 'padding' | 'activation' | 'useBias'> {
+  channelsLast(c, label);
+  noDilation(c, label);
+  return {
+    kernel: squarePair(c, 'kernel_size', label),
+    stride: squarePair(c, 'strides', label, 1),
+    padding: readPadding(c, label),
+    activation: readActivation(c, label),
+    ...(useBias(c) ? {} : { useBias: false }),
+  };
 }
 
 /** A prunable op's forward: `fused` (infer mode: product, bias and activation in one op) or `plain` (train mode: the product alone). */
@@ -54,14 +73,7 @@ export const conv2d: OpSpec<Conv2DOp> = {
   className: 'Conv2D',
   kerasClasses: ['Conv2D'],
   arity: 'one',
-  infer(op, ins, label) {
-    const [H, W, C] = spatialIn(ins, label).shape;
-    if (C !== op.inChannels) throw new UsageError(`${label}: expects ${op.inChannels} input channels, gets ${C}`);
-    const h = windowOut(H, op.kernel, op.stride, op.padding);
-    const w = windowOut(W, op.kernel, op.stride, op.padding);
-    checkOut(h, w, label);
-    return { shape: [h, w, op.outChannels], flat: false };
-  },
+  infer: (op, ins, label) => windowInfer(op, ins, label, op.inChannels, op.outChannels),
   macs: (op, _ins, out) => op.kernel * op.kernel * op.inChannels * op.outChannels * out.shape[0] * out.shape[1],
   forward(op, run) {
     const x = run.inputs[0] as tf.Tensor4D;
@@ -89,20 +101,8 @@ export const conv2d: OpSpec<Conv2DOp> = {
   kerasWeights: (op) => (hasBias(op) ? PRUNABLE_WEIGHTS : PRUNABLE_WEIGHTS.slice(0, 1)),
   fromKeras(layer, name, ins, label) {
     const c = layer.config;
-    channelsLast(c, label);
-    noDilation(c, label);
     if (c.groups !== undefined && c.groups !== 1) throw new UsageError(`${label}: groups ${JSON.stringify(c.groups)} is not supported (1 only)`);
-    return {
-      type: 'conv2d',
-      name,
-      kernel: squarePair(c, 'kernel_size', label),
-      inChannels: ins[0]!.shape[2],
-      outChannels: positiveInt(c, 'filters', label),
-      stride: squarePair(c, 'strides', label, 1),
-      padding: readPadding(c, label),
-      activation: readActivation(c, label),
-      ...(useBias(c) ? {} : { useBias: false }),
-    };
+    return { type: 'conv2d', name, inChannels: ins[0]!.shape[2], outChannels: positiveInt(c, 'filters', label), ...windowFromKeras(c, label) };
   },
 };
 
@@ -110,14 +110,7 @@ export const depthwise: OpSpec<DepthwiseConv2DOp> = {
   className: 'DepthwiseConv2D',
   kerasClasses: ['DepthwiseConv2D'],
   arity: 'one',
-  infer(op, ins, label) {
-    const [H, W, C] = spatialIn(ins, label).shape;
-    if (C !== op.channels) throw new UsageError(`${label}: expects ${op.channels} input channels, gets ${C}`);
-    const h = windowOut(H, op.kernel, op.stride, op.padding);
-    const w = windowOut(W, op.kernel, op.stride, op.padding);
-    checkOut(h, w, label);
-    return { shape: [h, w, outChannels(op)], flat: false };
-  },
+  infer: (op, ins, label) => windowInfer(op, ins, label, op.channels, outChannels(op)),
   macs: (op, _ins, out) => op.kernel * op.kernel * op.channels * op.depthMultiplier * out.shape[0] * out.shape[1],
   forward(op, run) {
     const x = run.inputs[0] as tf.Tensor4D;
@@ -145,19 +138,8 @@ export const depthwise: OpSpec<DepthwiseConv2DOp> = {
   kerasWeights: (op) => [{ name: 'depthwise_kernel', param: 'weight' }, ...(hasBias(op) ? [{ name: 'bias', param: 'bias' } as const] : [])],
   fromKeras(layer, name, ins, label) {
     const c = layer.config;
-    channelsLast(c, label);
-    noDilation(c, label);
-    return {
-      type: 'depthwise',
-      name,
-      kernel: squarePair(c, 'kernel_size', label),
-      channels: ins[0]!.shape[2],
-      depthMultiplier: c.depth_multiplier === undefined ? 1 : positiveInt(c, 'depth_multiplier', label),
-      stride: squarePair(c, 'strides', label, 1),
-      padding: readPadding(c, label),
-      activation: readActivation(c, label),
-      ...(useBias(c) ? {} : { useBias: false }),
-    };
+    const depthMultiplier = c.depth_multiplier === undefined ? 1 : positiveInt(c, 'depth_multiplier', label);
+    return { type: 'depthwise', name, channels: ins[0]!.shape[2], depthMultiplier, ...windowFromKeras(c, label) };
   },
 };
 

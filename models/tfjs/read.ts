@@ -10,6 +10,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { UsageError } from '../../foundation/errors.js';
+import { readJsonObject } from '../../foundation/json.js';
 import { isPrunable, opName, outChannels, type Architecture, type Op } from '../graph.js';
 import { walkGraph } from '../walk.js';
 import { KERAS_CLASSES, OPS, opSpec, type KerasLayer, type Value } from '../ops/index.js';
@@ -45,17 +46,6 @@ export function modelJsonPath(path: string): string {
     return m;
   }
   return p;
-}
-
-export function readJson(file: string): Record<string, unknown> {
-  let raw: unknown;
-  try {
-    raw = JSON.parse(readFileSync(file, 'utf8'));
-  } catch (e) {
-    throw new UsageError(`${file}: not valid JSON (${(e as Error).message.split('\n')[0]})`);
-  }
-  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new UsageError(`${file}: expected a JSON object`);
-  return raw as Record<string, unknown>;
 }
 
 /** Layer names in a Keras 3 inbound node's args (nested lists of __keras_tensor__ entries). */
@@ -287,7 +277,7 @@ export function modelSha256(file: string, json: Record<string, unknown>): string
 /** Reads a TensorFlow.js LayersModel (model.json path, or the folder holding it). */
 export function readLayersModel(path: string): LayersModelFile {
   const file = modelJsonPath(path);
-  const json = readJson(file);
+  const json = readJsonObject(file);
   const topo = json.modelTopology as Record<string, unknown> | undefined;
   if (!topo || typeof topo !== 'object') throw new UsageError(`${file}: no modelTopology (is this a TensorFlow.js LayersModel? graph models are not supported)`);
   const topology = (topo.model_config ?? topo) as Record<string, unknown>;

@@ -65,16 +65,8 @@ export function loadChannelData(dataset: string, sizes: DataSizes, opts: Channel
 
 /** Images at `indices` as an NHWC tensor, and their labels. */
 export function batchOf(set: ImageSet, indices: ArrayLike<number>): { x: tf.Tensor4D; labels: Int32Array } {
-  const [h, w, c] = set.shape;
-  const per = h * w * c;
-  const images = new Float32Array(indices.length * per);
-  const labels = new Int32Array(indices.length);
-  for (let i = 0; i < indices.length; i++) {
-    const j = indices[i]!;
-    images.set(set.images.subarray(j * per, (j + 1) * per), i * per);
-    labels[i] = set.labels[j]!;
-  }
-  return { x: tf.tensor4d(images, [indices.length, h, w, c]), labels };
+  const b = subset(set, indices);
+  return { x: tf.tensor4d(b.images, [indices.length, ...set.shape]), labels: Int32Array.from(b.labels) };
 }
 
 /** Consecutive images [start, start+n) as a tensor. */

@@ -5,7 +5,7 @@
  *  - shuffled: epoch-wise seeded permutations (a new one when the next batch would not fit), as the channel-pruning
  *    recipes train.
  */
-import type { ImageSet } from '../../foundation/data/datasets.js';
+import { subset, type ImageSet } from '../../foundation/data/datasets.js';
 import { Rng } from '../../foundation/rng.js';
 import { UsageError } from '../../foundation/errors.js';
 
@@ -55,13 +55,6 @@ export class BatchSampler {
 
 /** The images at `indices`, in that order. */
 export function gatherBatch(set: ImageSet, indices: ArrayLike<number>): Batch {
-  const per = set.shape[0] * set.shape[1] * set.shape[2];
-  const images = new Float32Array(indices.length * per);
-  const labels = new Uint8Array(indices.length);
-  for (let i = 0; i < indices.length; i++) {
-    const j = indices[i]!;
-    images.set(set.images.subarray(j * per, (j + 1) * per), i * per);
-    labels[i] = set.labels[j]!;
-  }
+  const { images, labels } = subset(set, indices);
   return { images, labels };
 }
