@@ -45,7 +45,7 @@ const fixtures = resolve(repoRoot, '../shared/fixtures/olmp-released');
 function ensureCompiled(): void {
   const stale = (): string[] => {
     const out: string[] = [];
-    for (const dir of ['evaluators', 'models', 'src/data']) {
+    for (const dir of ['evaluators', 'models', 'models/ops', 'models/tfjs', 'foundation', 'foundation/data', 'backends', 'backends/kernels']) {
       for (const f of readdirSync(join(repoRoot, dir))) {
         if (!f.endsWith('.ts')) continue;
         const js = join(repoRoot, 'dist', dir, f.replace(/\.ts$/, '.js'));
