@@ -7,9 +7,14 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { createRequire } from 'node:module';
+import { existsSync, readdirSync } from 'node:fs';
 import { isMainThread } from 'node:worker_threads';
 import { UsageError } from '../foundation/errors.js';
 import { registerWasmKernels } from './kernels/wasm.js';
+
+// tfjs's development warnings (its "running TensorFlow.js in Node.js" banner among them) are not for prunus's users:
+// the backend line says what runs, and why the others did not.
+tf.env().set('PROD', true);
 
 export const BACKEND_NAMES = ['auto', 'webgpu', 'tensorflow', 'wasm', 'cpu'] as const;
 export type BackendName = (typeof BACKEND_NAMES)[number];
@@ -98,7 +103,23 @@ async function tryCpu(): Promise<{ name: string; detail: string }> {
   return { name: 'cpu', detail: '@tensorflow/tfjs-backend-cpu (plain JS)' };
 }
 
+/**
+ * A hardware GPU on Linux shows up as a device node (/dev/dri for Mesa's drivers, /dev/nvidia* for NVIDIA's). Without
+ * one, `auto` does not start Dawn at all: it would only find a software Vulkan driver, and creating that adapter
+ * prints driver warnings before any output of ours.
+ */
+function noGpuDevice(): boolean {
+  if (process.platform !== 'linux') return false;
+  if (existsSync('/dev/dri')) return false;
+  try {
+    return !readdirSync('/dev').some((d) => d.startsWith('nvidia'));
+  } catch {
+    return false;
+  }
+}
+
 async function tryWebgpu(requireHardware: boolean): Promise<{ name: string; detail: string; adapter?: BackendInfo['adapter'] }> {
+  if (requireHardware && noGpuDevice()) throw new Error('no WebGPU adapter: no GPU device on this machine (no /dev/dri, no /dev/nvidia*)');
   const { initWebgpu } = await import('./webgpu.js');
   return initWebgpu({ requireHardware });
 }
@@ -153,12 +174,13 @@ export async function initBackend(requested: BackendName = 'auto', opts: InitOpt
   throw new UsageError(`backend '${requested}' is not available here (${skipped.join('; ')})`);
 }
 
-/** One line for logs and progress output. */
-export function describeBackend(b: BackendInfo): string {
+/** One line for logs and progress output; `verbose` adds why each earlier choice was skipped. */
+export function describeBackend(b: BackendInfo, verbose = false): string {
   const a = b.adapter
     ? ` adapter="${b.adapter.description}"${b.adapter.vendor ? ` vendor=${b.adapter.vendor}` : ''}${b.adapter.architecture ? ` architecture=${b.adapter.architecture}` : ''}${b.adapter.isFallbackAdapter ? ' (software fallback adapter, not a GPU)' : ''}`
     : '';
-  return `backend ${b.name} (${b.detail})${a}`;
+  const why = verbose && b.skipped.length ? `; skipped ${b.skipped.join('; ')}` : '';
+  return `backend ${b.name} (${b.detail})${a}${why}`;
 }
 
 /** The record stored in every result file: what ran, on which adapter, and why earlier choices were skipped. */

@@ -1,14 +1,53 @@
-import { mkdirSync, renameSync, writeFileSync, openSync, fsyncSync, closeSync, rmSync, existsSync, readdirSync, statSync } from 'node:fs';
+import { mkdirSync, renameSync, writeFileSync, appendFileSync, openSync, fsyncSync, closeSync, rmSync, existsSync, readdirSync, statSync } from 'node:fs';
 import { dirname, basename, join } from 'node:path';
+import { EnvironmentError, ENVIRONMENT_CODES, isFsError } from './errors.js';
 
 let counter = 0;
+
+/**
+ * Every file a run writes goes through writeFile / appendFile: a failure of the machine (full disk, I/O error)
+ * becomes one EnvironmentError naming the file. For tests, setWriteFault(n) makes the n-th write from now fail as
+ * a full disk would, before writing anything, so that every write of a run can be shown to leave it resumable.
+ */
+let writes = 0;
+// Tests of the CLI set PRUNUS_TEST_WRITE_FAULT=n in a child's environment; nothing else reads it.
+let faultAt: number | null = process.env['PRUNUS_TEST_WRITE_FAULT'] ? Number(process.env['PRUNUS_TEST_WRITE_FAULT']) : null;
+
+export function setWriteFault(n: number | null): void {
+  faultAt = n;
+  writes = 0;
+}
+
+/** Writes counted since the last setWriteFault (tests size their fault sweeps with it). */
+export function writeCount(): number {
+  return writes;
+}
+
+function gate(path: string, write: () => void): void {
+  writes++;
+  try {
+    if (faultAt !== null && writes === faultAt) throw Object.assign(new Error(`ENOSPC: no space left on device (injected), write '${path}'`), { code: 'ENOSPC', syscall: 'write', path });
+    write();
+  } catch (e) {
+    if (isFsError(e) && ENVIRONMENT_CODES.has(e.code!)) throw new EnvironmentError(`cannot write ${path}: ${e.code === 'ENOSPC' ? 'no space left on device' : e.message}`);
+    throw e;
+  }
+}
+
+export function writeFile(path: string, data: string | Uint8Array): void {
+  gate(path, () => writeFileSync(path, data));
+}
+
+export function appendFile(path: string, data: string): void {
+  gate(path, () => appendFileSync(path, data));
+}
 
 /** Writes a file atomically: a temporary file in the same folder, fsync, then rename over the target. */
 export function writeFileAtomic(path: string, data: string | Uint8Array): void {
   mkdirSync(dirname(path), { recursive: true });
   const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.${counter++}.tmp`);
   try {
-    writeFileSync(tmp, data);
+    writeFile(tmp, data);
     const fd = openSync(tmp, 'r');
     try {
       fsyncSync(fd);

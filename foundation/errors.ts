@@ -9,6 +9,38 @@ export class UsageError extends Error {
   }
 }
 
+/**
+ * A problem of the machine, not of the request (a full disk, an I/O error, a read-only file system). The CLI prints
+ * its message as one line and exits with code 1, without a stack trace; a run it interrupts stays resumable.
+ */
+export class EnvironmentError extends Error {
+  override readonly name = 'EnvironmentError';
+  constructor(message: string) {
+    super(message);
+  }
+}
+
+/** fs error codes that mean the machine failed the operation (exit 1), as opposed to a bad path the user gave (exit 2). */
+export const ENVIRONMENT_CODES: ReadonlySet<string> = new Set(['ENOSPC', 'EIO', 'EROFS', 'EDQUOT', 'EMFILE', 'ENFILE', 'ENOMEM', 'EBUSY']);
+
+/** fs error codes that mean a path the user gave cannot be used (exit 2). */
+export const PATH_CODES: Readonly<Record<string, string>> = {
+  ENOENT: 'no such file or folder',
+  EACCES: 'permission denied',
+  EPERM: 'operation not permitted',
+  EISDIR: 'is a folder',
+  ENOTDIR: 'a part of the path is not a folder',
+  EEXIST: 'already exists',
+  ENOTEMPTY: 'folder not empty',
+  ELOOP: 'too many symbolic links',
+  ENAMETOOLONG: 'name too long',
+};
+
+/** A Node fs error, as thrown by node:fs (code, syscall, path). */
+export function isFsError(e: unknown): e is NodeJS.ErrnoException & { path?: string } {
+  return e instanceof Error && typeof (e as NodeJS.ErrnoException).code === 'string' && typeof (e as NodeJS.ErrnoException).syscall === 'string';
+}
+
 /** Throws a UsageError unless `cond` holds. */
 export function check(cond: unknown, message: string): asserts cond {
   if (!cond) throw new UsageError(message);

@@ -7,7 +7,7 @@
  * loadModel also reads a plain TensorFlow.js LayersModel (all masks one) and the first prunus format
  * (`format: prunus-model`, dense weights.bin + byte masks).
  */
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { Architecture } from './graph.js';
 import { prunableOps, weightShape, biasLength, batchNormOps } from './graph.js';
@@ -15,7 +15,7 @@ import { maskedParams, type PrunableModel, type ModelParams, type LayerMasks } f
 import type { MagnitudeStats } from './masks.js';
 import { UsageError } from '../foundation/errors.js';
 import { readJsonObject } from '../foundation/json.js';
-import { writeDirAtomic, recoverDir } from '../foundation/atomic.js';
+import { writeDirAtomic, recoverDir, writeFile } from '../foundation/atomic.js';
 import { layersModelFiles, writeLayersModelFiles } from './tfjs/write.js';
 import { modelSha256, paramsFromWeights, readLayersModel } from './tfjs/read.js';
 import { readWeights } from './tfjs/weights.js';
@@ -95,7 +95,7 @@ export function writeModelFiles(dir: string, model: PrunableModel, extra: SaveEx
   };
   const files = layersModelFiles(model.arch, maskedParams(model.params, model.masks), { extra: { prunus } });
   writeLayersModelFiles(dir, files);
-  writeFileSync(join(dir, 'masks.bin'), packMasks(model.masks));
+  writeFile(join(dir, 'masks.bin'), packMasks(model.masks));
 }
 
 export interface LoadedModel {

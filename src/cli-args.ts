@@ -8,6 +8,7 @@ export type FlagSpec = NonNullable<ParseArgsConfig['options']>;
 export const COMMON_FLAGS = {
   backend: { type: 'string', default: 'auto' },
   json: { type: 'boolean', default: false },
+  verbose: { type: 'boolean', default: false },
   help: { type: 'boolean', short: 'h', default: false },
 } as const satisfies FlagSpec;
 

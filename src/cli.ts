@@ -1,9 +1,11 @@
 /**
  * prunus command-line entry. Each command lives in src/commands/<name>.ts and exports
  * `run(argv: string[]): Promise<number>` plus a one-line `summary`.
- * Bad input → one line on stderr, exit code 2, no stack trace.
+ * Exit codes: 0 done; 2 the request cannot be done as asked (bad input, an unusable path, a run another process
+ * holds) and nothing was half-written; 1 the machine failed (disk full, I/O error), a run stays resumable. Each is one
+ * line on stderr; a stack trace ("internal error", bin/prunus.js) means a bug.
  */
-import { UsageError } from '../foundation/errors.js';
+import { UsageError, EnvironmentError, ENVIRONMENT_CODES, PATH_CODES, isFsError } from '../foundation/errors.js';
 
 interface CommandModule {
   summary: string;
@@ -60,10 +62,22 @@ export async function main(argv: string[]): Promise<number> {
     }
     return await mod.run(rest);
   } catch (e) {
-    if (e instanceof UsageError) {
-      process.stderr.write(`prunus: ${e.message}\n`);
-      return 2;
-    }
-    throw e;
+    const failure = describeFailure(e);
+    if (!failure) throw e;
+    process.stderr.write(`prunus: ${failure.line}\n`);
+    return failure.code;
   }
+}
+
+/** The one line and exit code of a failure that is not a bug, or null for a bug. */
+export function describeFailure(e: unknown): { line: string; code: number } | null {
+  if (e instanceof UsageError) return { line: e.message, code: 2 };
+  if (e instanceof EnvironmentError) return { line: e.message, code: 1 };
+  if (isFsError(e)) {
+    const where = e.path ?? '';
+    if (ENVIRONMENT_CODES.has(e.code!)) return { line: `${where}: ${e.message.replace(/^\w+: /, '').split(',')[0]}`, code: 1 };
+    const reason = PATH_CODES[e.code!];
+    if (reason) return { line: `${where}: ${reason}`, code: 2 };
+  }
+  return null;
 }

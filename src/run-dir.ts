@@ -4,12 +4,12 @@
  * failed or killed run leaves no half-written run folder. Every run folder holds `config.json` (the resolved config,
  * the backend record, versions); commands add their own files (metrics.json, report.json, model/ ...).
  */
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { createRequire } from 'node:module';
 import * as tf from '@tensorflow/tfjs';
 import { UsageError } from '../foundation/errors.js';
-import { writeDirAtomic } from '../foundation/atomic.js';
+import { writeDirAtomic, writeFile } from '../foundation/atomic.js';
 
 /** The results root: $PRUNUS_RESULTS, else ./results (relative to the working directory). */
 export function resultsRoot(): string {
@@ -91,5 +91,5 @@ export function buildRunDir(dir: string, fill: (tmpDir: string) => void): void {
 
 /** Writes pretty JSON into a folder being built (the folder itself is renamed atomically). */
 export function writeJson(dir: string, name: string, value: unknown): void {
-  writeFileSync(join(dir, name), JSON.stringify(value, null, 2) + '\n');
+  writeFile(join(dir, name), JSON.stringify(value, null, 2) + '\n');
 }

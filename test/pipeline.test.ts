@@ -60,12 +60,12 @@ describe('checkpoint files', () => {
       expect(back.constructor).toBe(stream.constructor);
     }
   });
-  it('keeps exactly one complete checkpoint and a pointer to it', () => {
+  it('keeps the last two complete checkpoints and a pointer to the newest', () => {
     const dir = mkdtempSync(join(tmpdir(), 'prunus-ck-'));
     expect(loadCheckpoint(dir)).toBeNull();
     for (let i = 1; i <= 3; i++) saveCheckpoint(dir, { i, w: new Float32Array([i]) });
     expect(loadCheckpoint<{ i: number; w: Float32Array }>(dir)!.i).toBe(3);
-    expect(readdirSync(join(dir, 'checkpoints'))).toEqual(['ck-000003']);
+    expect(readdirSync(join(dir, 'checkpoints'))).toEqual(['ck-000002', 'ck-000003']);
   });
   it('saves over the folder a run killed before its pointer switch left behind', () => {
     // The state a SIGKILL leaves between renaming ck-000003 into place and replacing checkpoint.json.
@@ -77,7 +77,7 @@ describe('checkpoint files', () => {
     expect(loadCheckpoint<{ i: number }>(dir)!.i).toBe(2);
     saveCheckpoint(dir, { i: 3 });
     expect(loadCheckpoint<{ i: number }>(dir)!.i).toBe(3);
-    expect(readdirSync(join(dir, 'checkpoints'))).toEqual(['ck-000003']);
+    expect(readdirSync(join(dir, 'checkpoints'))).toEqual(['ck-000002', 'ck-000003']);
   });
   it('truncates an event log to the checkpointed count, dropping a torn last line', () => {
     const dir = mkdtempSync(join(tmpdir(), 'prunus-ev-'));

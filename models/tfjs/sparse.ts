@@ -23,7 +23,8 @@
  * quantised dense tensors use quantizeAffine, whose range keeps 0 exact, as the tfjs export does.
  */
 import * as tf from '@tensorflow/tfjs';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { writeFile } from '../../foundation/atomic.js';
 import { dirname, isAbsolute, join } from 'node:path';
 import type { Architecture } from '../graph.js';
 import { maskedParams, type LayerMasks, type ModelParams } from '../params.js';
@@ -229,8 +230,8 @@ export function encodeSparseModel(arch: Architecture, params: ModelParams, masks
 /** Writes model.json (minified) and weights.sparse into an existing folder. */
 export function writeSparseModelFiles(dir: string, encoded: SparseModel): void {
   const section = encoded.modelJson.sparseWeights as SparseSection;
-  writeFileSync(join(dir, section.path ?? SPARSE_FILE), encoded.bytes);
-  writeFileSync(join(dir, 'model.json'), JSON.stringify(encoded.modelJson));
+  writeFile(join(dir, section.path ?? SPARSE_FILE), encoded.bytes);
+  writeFile(join(dir, 'model.json'), JSON.stringify(encoded.modelJson));
 }
 
 // ---------------------------------------------------------------- decoding

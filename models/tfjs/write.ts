@@ -4,7 +4,7 @@
  * Keras configs (ops/ toKeras), weights named `<layer>/<weight>` in Keras order, float32 or quantised. A model scored
  * on logits gets its output softmax back.
  */
-import { writeFileSync } from 'node:fs';
+import { writeFile } from '../../foundation/atomic.js';
 import { join } from 'node:path';
 import { inputName, isPrunable, type Architecture } from '../graph.js';
 import { walkGraph } from '../walk.js';
@@ -140,6 +140,6 @@ export function layersModelFiles(arch: Architecture, params: ModelParams, opts: 
 
 /** Writes the files into an existing folder (callers building a folder atomically use this). */
 export function writeLayersModelFiles(dir: string, files: LayersModelFiles, weightsFile = 'weights.bin'): void {
-  writeFileSync(join(dir, weightsFile), files.weights);
-  writeFileSync(join(dir, 'model.json'), JSON.stringify(files.modelJson) + '\n');
+  writeFile(join(dir, weightsFile), files.weights);
+  writeFile(join(dir, 'model.json'), JSON.stringify(files.modelJson) + '\n');
 }

@@ -4,7 +4,8 @@
  * (config.json, report.json, search.json, and model/: the slimmed model as a tfjs LayersModel) is written
  * atomically at the end.
  */
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, statSync } from 'node:fs';
+import { acquireLease } from '../../foundation/lease.js';
 import { join, resolve } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { resolveModel, fitToData } from '../../models/source.js';
@@ -15,7 +16,7 @@ import { onesMasks } from '../../models/params.js';
 import { writeModelFiles } from '../../models/io.js';
 import { toTensors, forward, disposeModelTensors } from '../../models/forward.js';
 import { initBackend, backendRecord, describeBackend, type BackendName } from '../../backends/backend.js';
-import { writeDirAtomic } from '../../foundation/atomic.js';
+import { writeDirAtomic, writeFile } from '../../foundation/atomic.js';
 import { runVersions, utcStamp } from '../run-dir.js';
 import { UsageError } from '../../foundation/errors.js';
 import { defaultChannelsConfig, validateChannelsConfig, type ChannelsConfig, type MethodName, type Objective } from './config.js';
@@ -30,6 +31,8 @@ import { createPoolEvaluator } from '../../evaluators/index.js';
 
 export interface ChannelsOptions {
   model: string;
+  /** With the backend line: why the backends before the chosen one were skipped. */
+  verbose?: boolean;
   method: MethodName;
   quick?: boolean;
   flopsBudget?: number;
@@ -148,12 +151,30 @@ export async function pruneChannels(opts: ChannelsOptions): Promise<ChannelsRepo
   const slug = given.source.kind === 'zoo' ? cfg.model : given.arch.name.replace(/[^A-Za-z0-9_.-]/g, '_');
   const runDir = resolve(opts.out ?? join(resultsRoot, `channels-${slug}-${cfg.method}-b${cfg.flopsBudget}-s${cfg.seed}-${utcStamp()}`));
   if (existsSync(join(runDir, 'report.json'))) throw new UsageError(`${runDir} already holds a finished run`);
+  if (existsSync(runDir) && !statSync(runDir).isDirectory()) throw new UsageError(`--out ${runDir} exists and is not a folder`);
+  const lease = acquireLease(runDir, 'prunus channels');
+  try {
+    return await pruneLeased(opts, cfg, runDir, resultsRoot, log, given, t0);
+  } finally {
+    lease.release();
+  }
+}
+
+async function pruneLeased(
+  opts: ChannelsOptions,
+  cfg: ChannelsConfig,
+  runDir: string,
+  resultsRoot: string,
+  log: (line: string) => void,
+  given: ReturnType<typeof resolveModel>,
+  t0: number,
+): Promise<ChannelsReport> {
   const hasBn = given.arch.ops.some((o) => o.type === 'batchnorm');
   if (hasBn && cfg.bnRecalibration > 0 && opts.workers && opts.workers > 0) {
     throw new UsageError('--workers evaluates masked candidates with the baseline BatchNorm statistics; on BatchNorm models use it with --bn-recalibration 0');
   }
   const backend = await initBackend(opts.backend ?? 'auto');
-  log(describeBackend(backend));
+  log(describeBackend(backend, opts.verbose));
   const phases: Record<string, number> = {};
   const phase = <T>(name: string, f: () => T): T => {
     const s = Date.now();
@@ -295,7 +316,7 @@ export async function pruneChannels(opts: ChannelsOptions): Promise<ChannelsRepo
     runDir,
   };
   writeDirAtomic(runDir, (tmp) => {
-    const w = (name: string, v: unknown) => writeFileSync(join(tmp, name), JSON.stringify(v, null, 2) + '\n');
+    const w = (name: string, v: unknown) => writeFile(join(tmp, name), JSON.stringify(v, null, 2) + '\n');
     w('config.json', { ...cfg, backend: opts.backend ?? 'auto' });
     w('search.json', { start: search.start, best: search.best, history: search.history });
     w('report.json', report);

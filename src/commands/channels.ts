@@ -152,6 +152,7 @@ export async function run(argv: string[]): Promise<number> {
     out: v.out,
     overrides: mkOverrides(),
     log,
+    verbose: v.verbose,
   });
   if (v.json) process.stdout.write(JSON.stringify(report) + '\n');
   else printReport(report);

@@ -49,6 +49,7 @@ export async function run(argv: string[]): Promise<number> {
   const opts = searchOptionsFromFlags(v as FlagValues, v.model);
   opts.backend = parseBackendName(v.backend as string);
   if (typeof v.out === 'string') opts.out = v.out;
+  opts.verbose = Boolean(v.verbose);
   const json = Boolean(v.json);
   opts.log = (line) => process.stderr.write(`prunus: ${line}\n`);
   const progress = pipelineProgress(json);

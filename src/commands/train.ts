@@ -106,7 +106,7 @@ export async function run(argv: string[]): Promise<number> {
   const arch = fitToData(model.arch, { shape: data.train.shape, numClasses: data.numClasses, name: data.name }, values.model);
 
   const backend = await initBackend(backendName);
-  process.stderr.write(`prunus train: ${describeBackend(backend)}\n`);
+  process.stderr.write(`prunus train: ${describeBackend(backend, values.verbose)}\n`);
 
   const params = model.params ?? initParams(arch, new Rng(`reference:${seed}`));
   const trainer = new Trainer(arch, params, data.train, { solver: { batchSize, baseLr: lrBase } });

@@ -17,6 +17,8 @@ export function pipelineProgress(json: boolean, opts: Pick<ProgressOptions, 'str
   };
   const pct = (x: number) => `${(x * 100).toFixed(2)}%`;
   const hooks: PipelineHooks = {
+    // Notices go to stderr as they are, with --json too: they say what was survived.
+    onNotice: (line) => (opts.stream ?? process.stderr).write(`prunus: ${line}\n`),
     onProgress: (p) => {
       display(p.total).update(p.iteration, { phase: p.phase, compression: p.compression, 'val acc': Number.isFinite(p.accuracy) ? p.accuracy : undefined });
     },

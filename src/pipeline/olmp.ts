@@ -12,10 +12,12 @@
  * state left by the last candidate (spec §7.6). The per-iteration update requests lost to Caffe's test pass at
  * t ≡ 499 (mod 500) are not replicated.
  */
-import { existsSync, readFileSync, appendFileSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { type OlmpConfig } from './config.js';
-import { saveCheckpoint, loadCheckpoint, truncateJsonl, removeCheckpoints } from './checkpoint.js';
+import { saveCheckpoint, readCheckpoint, truncateJsonl, removeCheckpoints } from './checkpoint.js';
+import { acquireLease, type Lease } from '../../foundation/lease.js';
+import { readJsonObject } from '../../foundation/json.js';
 import { resolveModel, fitToData, type ModelSource } from '../../models/source.js';
 import { prunableOps, type Architecture } from '../../models/graph.js';
 import { layerStats } from '../../models/walk.js';
@@ -24,7 +26,7 @@ import { magnitudeStats, masksForCrates, type MagnitudeStats } from '../../model
 import { saveModel, loadModel } from '../../models/io.js';
 import { loadDataset, type Dataset, type ImageSet } from '../../foundation/data/datasets.js';
 import { Rng, restoreStream, type StreamState } from '../../foundation/rng.js';
-import { writeJsonAtomic, recoverDir } from '../../foundation/atomic.js';
+import { writeJsonAtomic, recoverDir, appendFile } from '../../foundation/atomic.js';
 import { initBackend, backendRecord, type BackendInfo, type BackendName } from '../../backends/backend.js';
 import { Trainer, evaluateAccuracy, type TrainerState } from '../train/index.js';
 import { createInProcessEvaluator, createPoolEvaluator, type Evaluator } from '../../evaluators/index.js';
@@ -138,6 +140,8 @@ export interface PipelineHooks {
   onProgress?: (p: { phase: Phase; iteration: number; total: number; compression: number; accuracy: number }) => void;
   /** Test hook: called after each checkpoint is written. */
   onCheckpoint?: (iteration: number, phase: Phase) => void;
+  /** One line about something survived (a damaged checkpoint passed over), for stderr. */
+  onNotice?: (line: string) => void;
 }
 
 const nowMs = () => performance.now();
@@ -148,14 +152,27 @@ function referenceCacheDir(cfg: OlmpConfig, backend: string, resultsRoot: string
   return join(resultsRoot, 'references', `${cfg.model}-${cfg.dataset}-${order}-s${cfg.seed}-i${cfg.referenceIterations}-b${cfg.batchSize}${lim}-${backend}`);
 }
 
-/** Runs (or resumes) the OLMP pipeline in `runDir`, whose config.json was written by createRun. */
-export async function runOlmp(runDir: string, hooks: PipelineHooks = {}): Promise<OlmpReport> {
+/**
+ * Runs (or resumes) the OLMP pipeline in `runDir`, whose config.json was written by createRun, under the run's
+ * lease (`lease`, or one taken here).
+ */
+export async function runOlmp(runDir: string, hooks: PipelineHooks = {}, lease?: Lease): Promise<OlmpReport> {
+  const own = lease ? null : acquireLease(runDir, 'prunus resume');
+  try {
+    return await runLeased(runDir, hooks, (lease ?? own)!);
+  } finally {
+    own?.release();
+  }
+}
+
+async function runLeased(runDir: string, hooks: PipelineHooks, lease: Lease): Promise<OlmpReport> {
   const reportPath = join(runDir, 'report.json');
-  const runCfg = JSON.parse(readFileSync(join(runDir, 'config.json'), 'utf8')) as RunFileConfig;
+  const runCfg = readJsonObject(join(runDir, 'config.json')) as unknown as RunFileConfig;
   const cfg = runCfg.options;
+  if (!cfg || typeof cfg !== 'object' || typeof cfg.model !== 'string') throw new UsageError(`${join(runDir, 'config.json')}: not a prunus run config (no options.model)`);
   if (existsSync(reportPath)) {
     if (!cfg.keepCheckpoints) removeCheckpoints(runDir);
-    return JSON.parse(readFileSync(reportPath, 'utf8')) as OlmpReport;
+    return readJsonObject(reportPath) as unknown as OlmpReport;
   }
   const backend = await initBackend(runCfg.backendRequested);
   if (backend.name !== (runCfg.backend as { name: string }).name) {
@@ -168,7 +185,9 @@ export async function runOlmp(runDir: string, hooks: PipelineHooks = {}): Promis
   const eventsPath = join(runDir, 'events.jsonl');
   const sessionStart = nowMs();
 
-  let st: RunState = loadCheckpoint<RunState>(runDir) ?? {
+  const saved = readCheckpoint<RunState>(runDir);
+  if (saved?.notice) hooks.onNotice?.(saved.notice);
+  let st: RunState = saved?.state ?? {
     phase: 'reference',
     iteration: 0,
     rng: runStream(cfg).state(),
@@ -191,7 +210,7 @@ export async function runOlmp(runDir: string, hooks: PipelineHooks = {}): Promis
   const rng = restoreStream(st.rng);
   const elapsed = () => st.elapsedMs + (nowMs() - sessionStart);
   const emit = (e: OlmpEvent) => {
-    appendFileSync(eventsPath, JSON.stringify(e) + '\n');
+    appendFile(eventsPath, JSON.stringify(e) + '\n');
     st.eventsCount++;
     hooks.onEvent?.(e);
   };
@@ -209,7 +228,7 @@ export async function runOlmp(runDir: string, hooks: PipelineHooks = {}): Promis
   try {
     // ---- reference -------------------------------------------------------------------------------------------
     if (st.phase === 'reference') {
-      const ref = await obtainReference(cfg, runCfg, arch, model.params, data, backend, st, () => trainer, (t) => (trainer = t), checkpoint, hooks, elapsed, timeBudgetMs);
+      const ref = await obtainReference(cfg, runCfg, arch, model.params, data, backend, st, () => trainer, (t) => (trainer = t), checkpoint, hooks, elapsed, timeBudgetMs, () => lease.keepAlive());
       (trainer as Trainer | null)?.dispose();
       trainer = null;
       st.reference = ref;
@@ -228,6 +247,7 @@ export async function runOlmp(runDir: string, hooks: PipelineHooks = {}): Promis
     trainer.setMasks(masks);
     const total = cfg.iterations;
     while (st.iteration < total && st.phase !== 'done') {
+      await lease.keepAlive();
       const t = st.iteration;
       if (elapsed() > timeBudgetMs) {
         st.timeUp = true;
@@ -452,6 +472,7 @@ async function obtainReference(
   hooks: PipelineHooks,
   elapsed: () => number,
   timeBudgetMs: number,
+  keepAlive: () => Promise<void>,
 ): Promise<NonNullable<RunState['reference']>> {
   const finish = (params: ModelParams, source: string) => {
     const val = evaluateAccuracy(arch, params, null, data.validation);
@@ -478,6 +499,7 @@ async function obtainReference(
     setTrainer(trainer);
   }
   while (st.iteration < cfg.referenceIterations) {
+    await keepAlive();
     if (elapsed() > timeBudgetMs) throw new UsageError(`time budget spent while training the reference (${st.iteration}/${cfg.referenceIterations} iterations); pass --reference or a larger --time-budget`);
     trainer.step();
     st.iteration++;

@@ -6,7 +6,7 @@
  *   <sweep>/state/<id>.json     the sweep's record of each attempt (action, pid + start time, exit), atomic
  *   <sweep>/logs/<id>.log       the run's stderr (appended over attempts); logs/<id>.stdout.json its last stdout
  *   <sweep>/summary.{csv,md,json}
- *   <sweep>/sweep.lock          held while a sweep process works on the folder
+ *   <sweep>/sweep.lock          the sweep's lease (foundation/lease.ts), held while a sweep process works on the folder
  *
  * What is on disk decides what happens to a run, so a sweep killed at any moment (SIGKILL included) carries on
  * when started again: report.json present → finished, never run again; config.json without report.json →
@@ -14,13 +14,15 @@
  * outlived a killed sweep is waited for, not started twice. Runs that failed are tried again on the next start.
  */
 import { spawn } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, rmSync, statSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, statSync, writeSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { writeFileAtomic, writeJsonAtomic } from '../../foundation/atomic.js';
 import { UsageError } from '../../foundation/errors.js';
-import { identify, isAlive, processesUsing, sleep, type ProcessId } from './procs.js';
+import { processesUsing, sleep } from './procs.js';
+import { acquireLease } from '../../foundation/lease.js';
+import { identify, isAlive } from '../../foundation/process.js';
 import { expandRuns, flagsToArgv, parseSweepText, validateSweepSpec, type Flags, type SweepRun, type SweepSpec } from './spec.js';
 import { buildSummary, summaryCsv, summaryMarkdown, type SummaryRow } from './summary.js';
 
@@ -206,36 +208,6 @@ function canonicalFlags(f: Flags): string {
   return JSON.stringify(Object.keys(f).sort().map((k) => [k, f[k]]));
 }
 
-interface Lock {
-  release(): void;
-}
-
-function acquireLock(dir: string): Lock {
-  const path = join(dir, 'sweep.lock');
-  const me = identify(process.pid);
-  for (let i = 0; i < 3; i++) {
-    try {
-      const fd = openSync(path, 'wx');
-      writeSync(fd, JSON.stringify({ ...me, startedAt: new Date().toISOString() }) + '\n');
-      closeSync(fd);
-      return {
-        release: () => {
-          const held = readJson<ProcessId>(path);
-          if (held && held.pid === me.pid) rmSync(path, { force: true });
-        },
-      };
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
-      const held = readJson<ProcessId>(path);
-      if (held && typeof held.pid === 'number' && held.pid !== process.pid && isAlive({ pid: held.pid, start: held.start ?? null })) {
-        throw new UsageError(`${dir} is being worked on by another sweep (pid ${held.pid}); wait for it or stop it first`);
-      }
-      rmSync(path, { force: true }); // stale: its sweep was killed
-    }
-  }
-  throw new UsageError(`cannot take the lock ${path}`);
-}
-
 /** Runs with the same reference key would train the same reference model; they are not started side by side. */
 function referenceKey(flags: Flags): string | null {
   if (flags.reference !== undefined) return null;
@@ -307,7 +279,7 @@ export async function sweep(input: string | SweepSpec, opts: SweepOptions = {}):
   const emit = (e: SweepEvent) => opts.onEvent?.(e);
 
   mkdirSync(dir, { recursive: true });
-  const lock = acquireLock(dir);
+  const lock = acquireLease(dir, 'prunus sweep', join(dir, 'sweep.lock'));
   try {
     for (const sub of ['runs', 'state', 'logs']) mkdirSync(join(dir, sub), { recursive: true });
     writeJsonAtomic(join(dir, SWEEP_FILE), record);
