@@ -461,7 +461,7 @@ export interface CeilingRow {
  * What this machine gives N threads of plain compute: a fixed scalar JS loop timed in 1 worker thread, then in N at
  * once. It bounds what N evaluator workers can reach here (on a VM, N vCPUs need not be N cores' worth).
  */
-async function parallelCeiling(threads: number): Promise<CeilingRow> {
+export async function parallelCeiling(threads: number): Promise<CeilingRow> {
   const code = `const { parentPort } = require('node:worker_threads');
     const t = performance.now(); let s = 0; for (let i = 0; i < 4e8; i++) s += i % 7;
     parentPort.postMessage([performance.now() - t, s]);`;

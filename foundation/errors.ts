@@ -20,6 +20,31 @@ export class EnvironmentError extends Error {
   }
 }
 
+/** A run that must continue on the backend it started on, asked to continue on a machine that resolves another. */
+export class BackendMismatchError extends UsageError {
+  constructor(
+    message: string,
+    readonly needed: string,
+    readonly available: string,
+  ) {
+    super(message);
+  }
+}
+
+/**
+ * Work stopped on request (SIGINT or SIGTERM) after saving what it had: a run is checkpointed and resumable. The CLI
+ * prints its message as one line and exits 130 (SIGINT) or 143 (SIGTERM), as a shell reports such a stop.
+ */
+export class StoppedError extends Error {
+  override readonly name = 'StoppedError';
+  constructor(
+    message: string,
+    readonly signal: 'SIGINT' | 'SIGTERM',
+  ) {
+    super(message);
+  }
+}
+
 /** fs error codes that mean the machine failed the operation (exit 1), as opposed to a bad path the user gave (exit 2). */
 export const ENVIRONMENT_CODES: ReadonlySet<string> = new Set(['ENOSPC', 'EIO', 'EROFS', 'EDQUOT', 'EMFILE', 'ENFILE', 'ENOMEM', 'EBUSY']);
 

@@ -2,10 +2,10 @@
  * prunus command-line entry. Each command lives in src/commands/<name>.ts and exports
  * `run(argv: string[]): Promise<number>` plus a one-line `summary`.
  * Exit codes: 0 done; 2 the request cannot be done as asked (bad input, an unusable path, a run another process
- * holds) and nothing was half-written; 1 the machine failed (disk full, I/O error), a run stays resumable. Each is one
- * line on stderr; a stack trace ("internal error", bin/prunus.js) means a bug.
+ * holds) and nothing was half-written; 1 the machine failed (disk full, I/O error), a run stays resumable; 130 / 143
+ * stopped by SIGINT / SIGTERM after checkpointing (resumable). Each is one line on stderr; a stack trace ("internal error", bin/prunus.js) means a bug.
  */
-import { UsageError, EnvironmentError, ENVIRONMENT_CODES, PATH_CODES, isFsError } from '../foundation/errors.js';
+import { UsageError, EnvironmentError, StoppedError, ENVIRONMENT_CODES, PATH_CODES, isFsError } from '../foundation/errors.js';
 
 interface CommandModule {
   summary: string;
@@ -19,6 +19,7 @@ const COMMANDS: Record<string, () => Promise<CommandModule>> = {
   resume: () => import('./commands/resume.js'),
   reproduce: () => import('./commands/reproduce.js'),
   sweep: () => import('./commands/sweep.js'),
+  worker: () => import('./commands/worker.js'),
   report: () => import('./commands/report.js'),
   eval: () => import('./commands/eval.js'),
   import: () => import('./commands/import.js'),
@@ -73,6 +74,7 @@ export async function main(argv: string[]): Promise<number> {
 export function describeFailure(e: unknown): { line: string; code: number } | null {
   if (e instanceof UsageError) return { line: e.message, code: 2 };
   if (e instanceof EnvironmentError) return { line: e.message, code: 1 };
+  if (e instanceof StoppedError) return { line: e.message, code: e.signal === 'SIGTERM' ? 143 : 130 };
   if (isFsError(e)) {
     const where = e.path ?? '';
     if (ENVIRONMENT_CODES.has(e.code!)) return { line: `${where}: ${e.message.replace(/^\w+: /, '').split(',')[0]}`, code: 1 };

@@ -13,7 +13,7 @@ export { loadDataset, type Dataset, type ImageSet } from '../foundation/data/dat
 export { Rng, restoreStream, type RandomStream, type StreamState } from '../foundation/rng.js';
 export { NumpyRandomState } from '../foundation/mt19937.js';
 export { searchSchedule } from './pipeline/schedule.js';
-export { UsageError } from '../foundation/errors.js';
+export { UsageError, EnvironmentError, StoppedError } from '../foundation/errors.js';
 export { initBackend, describeBackend, type BackendInfo, type BackendName } from '../backends/backend.js';
 export { createInProcessEvaluator, createPoolEvaluator, type Evaluator, type Evaluation, type Candidate } from '../evaluators/index.js';
 export { createOptimizer, restoreOptimizer, runOptimizer, compareResults, type Optimizer, type OptimizerName, type EvalResult } from '../search/index.js';
@@ -34,5 +34,6 @@ export { layersModelFiles, writeLayersModelFiles } from '../models/tfjs/write.js
 export { toLayersModel } from '../models/tfjs/layers-model.js';
 export { encodeSparseModel, writeSparseModelFiles, loadSparseModel } from '../models/tfjs/sparse.js';
 export { sweep, type SweepOptions, type SweepResult, type SweepEvent } from './sweep/index.js';
+export { enqueueSweep, runWorker, sweepStatus, collectSweep, type EnqueueOptions, type EnqueueResult, type WorkerOptions, type WorkerEvent, type WorkerSummary, type SweepStatus, type QueueRunStatus, type CollectResult } from './queue/index.js';
 export { report, type ReportOptions, type ReportResult } from './report/index.js';
 export { createProgress } from './progress.js';

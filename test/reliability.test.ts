@@ -103,6 +103,37 @@ describe('reliability', () => {
     expect(events(dir)).toEqual(events(referenceDir));
   });
 
+  it('SIGINT or SIGTERM stops a search at the next iteration, checkpointed (exit 130 / 143, one line); resume ends identical', async () => {
+    // The whole quick preset: long enough to be stopped in the middle.
+    const long = ['--model', 'lenet-300-100', '--quick', '--seed', '4', '--backend', 'wasm'];
+    const baseDir = join(work, 'stopped-baseline');
+    const base = await prunus(['search', ...long, '--out', baseDir, '--json']);
+    expect(base.code, base.stderr).toBe(0);
+    for (const [signal, code] of [['SIGTERM', 143], ['SIGINT', 130]] as const) {
+      const dir = join(work, `stopped-${signal}`);
+      const child = spawn(process.execPath, [bin, 'search', ...long, '--out', dir, '--json'], { cwd: work, env: env(), stdio: ['ignore', 'pipe', 'pipe'] });
+      let stderr = '';
+      let sent = false;
+      child.stderr.on('data', (d: Buffer) => {
+        stderr += d.toString();
+        if (!sent && /search at t=\d+ /.test(stderr)) {
+          sent = true;
+          child.kill(signal);
+        }
+      });
+      const exit = await new Promise<number | string | null>((r) => child.on('close', (c, sig) => r(c ?? sig)));
+      expect(exit, stderr).toBe(code);
+      const last = lines(stderr).at(-1)!;
+      expect(last.startsWith(`prunus: ${signal}: stopped at `) && last.endsWith(`, checkpointed; continue with: prunus resume ${dir}`), last).toBe(true);
+      expect(last).toMatch(/ stopped at (pruning|adjusting) iteration \d+, /);
+      expect(existsSync(join(dir, 'report.json'))).toBe(false);
+      const r = await prunus(['resume', dir, '--json']);
+      expect(r.code, r.stderr).toBe(0);
+      expect(comparable(JSON.parse(r.stdout))).toEqual(comparable(JSON.parse(base.stdout)));
+      expect(events(dir)).toEqual(events(baseDir));
+    }
+  });
+
   it('a damaged pointer, a missing newest checkpoint, a damaged newest checkpoint: each resumes to the uninterrupted result', async () => {
     const base = join(work, 'damaged');
     await killedRun(base, 3);

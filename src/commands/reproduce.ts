@@ -14,6 +14,7 @@ import { saveModel } from '../../models/io.js';
 import { recoverDir } from '../../foundation/atomic.js';
 import { resultsRoot } from '../run-dir.js';
 import type { SearchOptions } from '../pipeline/run.js';
+import { onStopSignals } from '../signals.js';
 
 export const summary = "prunus reproduce: run OLMP's whole LeNet recipe with the published seed and print it against the published figures";
 export const usage = `usage: prunus reproduce lenet-300-100|lenet-5 [search options] [--as-released] [--fixtures DIR] [--quick] [--json]
@@ -105,8 +106,14 @@ export async function run(argv: string[]): Promise<number> {
   if (typeof v.fixtures === 'string' && !existsSync(fixtures!)) throw new UsageError(`--fixtures ${v.fixtures} does not exist`);
   if (v['as-released']) applyAsReleased(opts, v as Record<string, unknown>, model, fixtures);
   const progress = pipelineProgress(json);
-  const report = await search(opts, progress.hooks);
-  progress.stop();
+  const stop = onStopSignals();
+  let report;
+  try {
+    report = await search(opts, { ...progress.hooks, stop: stop.signal });
+  } finally {
+    stop.dispose();
+    progress.stop();
+  }
   const backend = String((report.backend as { name: string }).name);
   const rows: ReproRow[] = [
     ...PUBLISHED[model]!.map((p) => ({ ...p, source: p.source })),

@@ -2,6 +2,7 @@ import { parseFlags, COMMON_FLAGS } from '../cli-args.js';
 import { UsageError } from '../../foundation/errors.js';
 import { resume } from '../pipeline/run.js';
 import { pipelineProgress, printReport } from '../pipeline/cli-output.js';
+import { onStopSignals } from '../signals.js';
 
 export const summary = 'prunus resume: continue an interrupted search run (kill -9 included) from its last checkpoint';
 export const usage = 'usage: prunus resume <run-dir> [--json]\n\nThe run continues on the backend it was started on; the final report equals that of an uninterrupted run.';
@@ -11,8 +12,14 @@ export async function run(argv: string[]): Promise<number> {
   if (positionals.length !== 1) throw new UsageError('resume: give exactly one run directory');
   const json = Boolean(v.json);
   const progress = pipelineProgress(json);
-  const report = await resume(positionals[0]!, progress.hooks);
-  progress.stop();
+  const stop = onStopSignals();
+  let report;
+  try {
+    report = await resume(positionals[0]!, { ...progress.hooks, stop: stop.signal });
+  } finally {
+    stop.dispose();
+    progress.stop();
+  }
   printReport(report, json);
   return 0;
 }

@@ -1,9 +1,10 @@
 import { parseFlags } from '../cli-args.js';
 import { parseBackendName } from '../../backends/backend.js';
 import { UsageError } from '../../foundation/errors.js';
-import { search } from '../pipeline/run.js';
+import { search, type SearchOptions } from '../pipeline/run.js';
 import { SEARCH_FLAGS, searchOptionsFromFlags, type FlagValues } from '../pipeline/flags.js';
 import { pipelineProgress, printReport } from '../pipeline/cli-output.js';
+import { onStopSignals } from '../signals.js';
 
 export const summary = 'prunus search: OLMP layer-wise magnitude pruning of a model by NCS over per-layer crates (resumable)';
 export const usage = `usage: prunus search --model lenet-300-100|lenet-5|PATH/model.json [options]
@@ -42,7 +43,8 @@ export const usage = `usage: prunus search --model lenet-300-100|lenet-5|PATH/mo
   --keep-checkpoints       keep the checkpoints of the finished run (default: removed; model/ holds the result)
   --backend B --json`;
 
-export async function run(argv: string[]): Promise<number> {
+/** `prunus search` arguments as library options (also how a queue worker reads a job's flags). */
+export function searchOptionsFromArgv(argv: string[]): { opts: SearchOptions; json: boolean } {
   const { values: v, positionals } = parseFlags(argv, SEARCH_FLAGS, 'search');
   if (positionals.length) throw new UsageError(`search: unexpected argument '${positionals[0]}'`);
   if (typeof v.model !== 'string') throw new UsageError('search: --model is required (lenet-300-100, lenet-5, or a path to a TensorFlow.js model.json)');
@@ -50,11 +52,21 @@ export async function run(argv: string[]): Promise<number> {
   opts.backend = parseBackendName(v.backend as string);
   if (typeof v.out === 'string') opts.out = v.out;
   opts.verbose = Boolean(v.verbose);
-  const json = Boolean(v.json);
+  return { opts, json: Boolean(v.json) };
+}
+
+export async function run(argv: string[]): Promise<number> {
+  const { opts, json } = searchOptionsFromArgv(argv);
   opts.log = (line) => process.stderr.write(`prunus: ${line}\n`);
   const progress = pipelineProgress(json);
-  const report = await search(opts, progress.hooks);
-  progress.stop();
+  const stop = onStopSignals();
+  let report;
+  try {
+    report = await search(opts, { ...progress.hooks, stop: stop.signal });
+  } finally {
+    stop.dispose();
+    progress.stop();
+  }
   printReport(report, json);
   return 0;
 }

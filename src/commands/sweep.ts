@@ -2,9 +2,13 @@ import { parseFlags } from '../cli-args.js';
 import { UsageError, parseNumber } from '../../foundation/errors.js';
 import { createProgress } from '../progress.js';
 import { sweep, type SweepEvent } from '../sweep/index.js';
+import { onStopSignals } from '../signals.js';
 
 export const summary = 'prunus sweep: run a grid of searches as a resumable batch (kill it any time; run it again to carry on)';
 export const usage = `usage: prunus sweep <sweep.json | sweep-dir> [--parallel N] [--out DIR] [--backend B] [--json]
+       prunus sweep <sweep.json> --queue redis://[user:pass@]host:port[/db] [--backend B]
+       prunus sweep status --queue URL [--sweep NAME] [--json]
+       prunus sweep collect --queue URL --out DIR [--sweep NAME] [--json]
 
   sweep.json   { "name": "...", "out"?: "...", "parallel"?: N,
                  "base": { flags of every run }, "grid"?: { "flag": [values], ... }, "runs"?: [ { flags }, ... ] }
@@ -15,12 +19,16 @@ export const usage = `usage: prunus sweep <sweep.json | sweep-dir> [--parallel N
   --out DIR    sweep folder (default: the file's "out", relative to the file, else results/sweeps/<name>)
   --backend B  backend of every run (default: base.backend, else auto)
   --json       print the summary as one JSON object on stdout (progress stays on stderr)
+  --queue URL  add the runs to the queue on that Redis instead (one job per run, id <sweep>/<run id>; enqueuing
+               again adds nothing new, failed runs are tried again); 'prunus worker --queue URL' drains it on
+               any machine; 'status' shows each run, 'collect' writes the sweep folder as a local sweep would
 
 Each run lives in <sweep>/runs/<id> (a prunus search run directory). Finished runs are never run again,
 interrupted ones are resumed. Summary: <sweep>/summary.csv and summary.md. Exit code 0 when every run finished,
 1 when some failed, 130 when interrupted, 2 on a bad sweep file.`;
 
 const FLAGS = {
+  queue: { type: 'string' },
   parallel: { type: 'string' },
   out: { type: 'string' },
   backend: { type: 'string' },
@@ -29,20 +37,17 @@ const FLAGS = {
 } as const;
 
 export async function run(argv: string[]): Promise<number> {
+  if (argv[0] === 'status') return (await import('./sweep-queue.js')).status(argv.slice(1));
+  if (argv[0] === 'collect') return (await import('./sweep-queue.js')).collect(argv.slice(1));
   const { values: v, positionals } = parseFlags(argv, FLAGS, 'sweep');
   if (positionals.length !== 1) throw new UsageError('sweep: give exactly one sweep file or sweep folder');
   const json = Boolean(v.json);
+  if (v.queue !== undefined) {
+    if (v.parallel !== undefined || v.out !== undefined) throw new UsageError('sweep: --parallel and --out are for local sweeps (with --queue, each worker decides how many runs it takes)');
+    return (await import('./sweep-queue.js')).enqueue(positionals[0]!, v.queue, v.backend, json);
+  }
   const parallel = v.parallel === undefined ? undefined : parseNumber('--parallel', v.parallel, { min: 1, max: 256, integer: true });
-  const abort = new AbortController();
-  let signalled: NodeJS.Signals | null = null;
-  const onSignal = (s: NodeJS.Signals) => {
-    if (signalled) return;
-    signalled = s;
-    progress?.log(`sweep: ${s}: stopping the running runs (they stay resumable)`);
-    abort.abort();
-  };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
+  const stop = onStopSignals((s) => progress?.log(`sweep: ${s}: stopping the running runs (they checkpoint and stay resumable)`));
   let progress: ReturnType<typeof createProgress> | undefined;
   let done = 0;
   let failed = 0;
@@ -81,7 +86,7 @@ export async function run(argv: string[]): Promise<number> {
       ...(v.out !== undefined ? { out: v.out } : {}),
       ...(parallel !== undefined ? { parallel } : {}),
       ...(v.backend !== undefined ? { backend: v.backend } : {}),
-      signal: abort.signal,
+      signal: stop.signal,
       onEvent,
     });
     progress?.stop();
@@ -92,11 +97,10 @@ export async function run(argv: string[]): Promise<number> {
       process.stdout.write(readFileSync(result.files.markdown, 'utf8'));
       process.stdout.write(`\nsummary: ${result.files.csv}\n`);
     }
-    if (result.interrupted) return signalled === 'SIGTERM' ? 143 : 130;
+    if (result.interrupted) return stop.received() === 'SIGTERM' ? 143 : 130;
     return result.failed > 0 ? 1 : 0;
   } finally {
     progress?.stop();
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
+    stop.dispose();
   }
 }

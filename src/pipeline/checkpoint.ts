@@ -132,13 +132,35 @@ export function loadCheckpoint<T>(runDir: string): T | null {
   return readCheckpoint<T>(runDir)?.state ?? null;
 }
 
-/** Keeps the first `count` complete lines of a JSONL file (drops events written after the checkpoint). */
+/**
+ * The files of the pointer's checkpoint (paths relative to the run folder: checkpoint.json and checkpoints/ck-N/*),
+ * read and checked against check.json, for copying the run's state elsewhere; null when there is none or it is not
+ * complete (being replaced right now: the caller tries again at the next checkpoint).
+ */
+export function checkpointFiles(runDir: string): { dir: string; files: Map<string, Buffer> } | null {
+  const ptr = readPointer(runDir);
+  if (!ptr) return null;
+  const folder = join(runDir, 'checkpoints', ptr.dir);
+  try {
+    const files = new Map<string, Buffer>();
+    for (const name of ['state.json', 'state.bin', 'check.json']) files.set(`checkpoints/${ptr.dir}/${name}`, readFileSync(join(folder, name)));
+    const c = JSON.parse(files.get(`checkpoints/${ptr.dir}/check.json`)!.toString('utf8')) as Check;
+    const bin = files.get(`checkpoints/${ptr.dir}/state.bin`)!;
+    if (files.get(`checkpoints/${ptr.dir}/state.json`)!.length !== c.jsonBytes || bin.length !== c.binBytes || sha256(bin) !== c.binSha256) return null;
+    files.set('checkpoint.json', Buffer.from(JSON.stringify(ptr)));
+    return { dir: `checkpoints/${ptr.dir}`, files };
+  } catch {
+    return null;
+  }
+}
+
 /** Removes a finished run's checkpoints (the folder and the pointer; the pointer first, so no pointer names a missing folder). */
 export function removeCheckpoints(runDir: string): void {
   rmSync(join(runDir, 'checkpoint.json'), { force: true });
   rmSync(join(runDir, 'checkpoints'), { recursive: true, force: true });
 }
 
+/** Keeps the first `count` complete lines of a JSONL file (drops events written after the checkpoint). */
 export function truncateJsonl(path: string, count: number): void {
   if (!existsSync(path)) return;
   const lines = readFileSync(path, 'utf8').split('\n').filter((l) => l.length > 0);

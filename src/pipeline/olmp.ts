@@ -32,7 +32,7 @@ import { Trainer, evaluateAccuracy, type TrainerState } from '../train/index.js'
 import { createInProcessEvaluator, createPoolEvaluator, type Evaluator } from '../../evaluators/index.js';
 import { type EvalResult } from '../../search/index.js';
 import { runStream, selectLayers, searchesAt, searchOptimizer, generationRequests } from './schedule.js';
-import { UsageError } from '../../foundation/errors.js';
+import { BackendMismatchError, StoppedError, UsageError } from '../../foundation/errors.js';
 
 export type Phase = 'reference' | 'pruning' | 'adjusting' | 'done';
 
@@ -142,6 +142,11 @@ export interface PipelineHooks {
   onCheckpoint?: (iteration: number, phase: Phase) => void;
   /** One line about something survived (a damaged checkpoint passed over), for stderr. */
   onNotice?: (line: string) => void;
+  /**
+   * Aborted with 'SIGINT' or 'SIGTERM' as its reason: the run checkpoints at the next iteration (a search under way
+   * finishes first) and throws a StoppedError; `resume` continues it to the uninterrupted result.
+   */
+  stop?: AbortSignal;
 }
 
 const nowMs = () => performance.now();
@@ -176,7 +181,8 @@ async function runLeased(runDir: string, hooks: PipelineHooks, lease: Lease): Pr
   }
   const backend = await initBackend(runCfg.backendRequested);
   if (backend.name !== (runCfg.backend as { name: string }).name) {
-    throw new UsageError(`${runDir} was started on backend ${(runCfg.backend as { name: string }).name}; this machine resolves ${backend.name} (pass --backend ${(runCfg.backend as { name: string }).name})`);
+    const needed = (runCfg.backend as { name: string }).name;
+    throw new BackendMismatchError(`${runDir} was started on backend ${needed}; this machine resolves ${backend.name} (pass --backend ${needed})`, needed, backend.name);
   }
   const model = resolveModel(cfg.model, cfg.modelSha256 ?? undefined);
   const data = loadRunData(cfg);
@@ -223,12 +229,22 @@ async function runLeased(runDir: string, hooks: PipelineHooks, lease: Lease): Pr
     hooks.onCheckpoint?.(st.iteration, st.phase);
   };
   const timeBudgetMs = cfg.timeBudget !== null ? cfg.timeBudget * 1000 : Infinity;
+  // Once per iteration: lets the lease refresh, and stops at an iteration boundary (the state is then exactly a
+  // periodic checkpoint's) when asked to.
+  const tick = async (): Promise<void> => {
+    await lease.keepAlive();
+    if (hooks.stop?.aborted) {
+      checkpoint();
+      const signal = hooks.stop.reason === 'SIGTERM' ? 'SIGTERM' : 'SIGINT';
+      throw new StoppedError(`${signal}: stopped at ${st.phase} iteration ${st.iteration}, checkpointed; continue with: prunus resume ${runDir}`, signal);
+    }
+  };
 
   const evaluator: Evaluator = cfg.workers > 0 ? await createPoolEvaluator({ workers: cfg.workers, backend: backend.name as 'wasm' }) : await createInProcessEvaluator({});
   try {
     // ---- reference -------------------------------------------------------------------------------------------
     if (st.phase === 'reference') {
-      const ref = await obtainReference(cfg, runCfg, arch, model.params, data, backend, st, () => trainer, (t) => (trainer = t), checkpoint, hooks, elapsed, timeBudgetMs, () => lease.keepAlive());
+      const ref = await obtainReference(cfg, runCfg, arch, model.params, data, backend, st, () => trainer, (t) => (trainer = t), checkpoint, hooks, elapsed, timeBudgetMs, tick);
       (trainer as Trainer | null)?.dispose();
       trainer = null;
       st.reference = ref;
@@ -247,7 +263,7 @@ async function runLeased(runDir: string, hooks: PipelineHooks, lease: Lease): Pr
     trainer.setMasks(masks);
     const total = cfg.iterations;
     while (st.iteration < total && st.phase !== 'done') {
-      await lease.keepAlive();
+      await tick();
       const t = st.iteration;
       if (elapsed() > timeBudgetMs) {
         st.timeUp = true;

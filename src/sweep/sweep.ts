@@ -233,15 +233,35 @@ function lastLine(path: string): string {
   }
 }
 
-/** Resolves a sweep without running anything: the folder, the runs, their ids and argv. Validates everything. */
-export async function resolveSweep(input: string | SweepSpec, opts: SweepOptions = {}): Promise<ResolvedSweep & { dir: string; label: string }> {
-  const exec = opts.exec ?? null;
-  const customExec = exec !== null || Boolean(process.env.PRUNUS_SWEEP_EXEC);
+/** A validated sweep and its runs (ids and flags), before any folder is chosen. */
+export interface LoadedSweep {
+  spec: SweepSpec;
+  command: string;
+  /** The sweep file's path, or null for a spec object. */
+  source: string | null;
+  /** The folder the file names (its `out`, or the folder of a resolved sweep), or null. */
+  fileDir: string | null;
+  /** Name used in messages. */
+  label: string;
+  runs: SweepRun[];
+}
+
+/**
+ * Reads and validates a sweep (a file, a sweep folder or its sweep.json, or a spec object) and expands its runs;
+ * `backend` overrides base.backend. Bad input throws a one-line UsageError. Local sweeps and queued ones start here.
+ */
+export async function loadSweep(input: string | SweepSpec, opts: Pick<SweepOptions, 'backend' | 'exec'> = {}): Promise<LoadedSweep> {
+  const customExec = (opts.exec ?? null) !== null || Boolean(process.env.PRUNUS_SWEEP_EXEC);
   const known = await knownFlags(peekCommand(input), customExec);
   const { spec, source, dir: fileDir, label } = loadInput(input, known);
   const command = spec.command ?? 'search';
   if (opts.backend !== undefined) spec.base = { ...(spec.base ?? {}), backend: opts.backend };
-  const runs = expandRuns(spec, label);
+  return { spec, command, source, fileDir, label, runs: expandRuns(spec, label) };
+}
+
+/** Resolves a sweep without running anything: the folder, the runs, their ids and argv. Validates everything. */
+export async function resolveSweep(input: string | SweepSpec, opts: SweepOptions = {}): Promise<ResolvedSweep & { dir: string; label: string }> {
+  const { spec, command, source, fileDir, label, runs } = await loadSweep(input, opts);
   const dir = resolve(opts.out ?? fileDir ?? join('results', 'sweeps', spec.name));
   if (source && resolve(dir, SWEEP_FILE) === source) throw new UsageError(`${label}: the sweep folder would overwrite the sweep file itself; choose another out`);
   const cores = opts.cores ?? availableParallelism();
