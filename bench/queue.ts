@@ -7,7 +7,10 @@
  * 1..N, `lenet-300-100 --quick --workers 0`: one core per run) with 1 worker process, then the same runs (another
  * sweep name) with 2 worker processes. Rows:
  *   drain      wall time from enqueue to the last worker's exit, and 1-worker wall / 2-worker wall;
- *   ceiling    the same fixed JS loop in 2 threads at once against 1 (what this machine gives two workers);
+ *   ceiling    what this machine gives two of anything: the same fixed JS loop in 2 threads at once against 1; and
+ *              for this very workload without any queue, two plain `prunus search` processes of the same kind of
+ *              quick run at once against two one after the other (a run's process uses more than one core: GC,
+ *              compilation and I/O threads, so two at once contend even on an idle 2-core machine);
  *   overhead   per job, medians over the 2-worker drain: pickup (the job waiting for a free worker: enqueue or the
  *              worker's previous job's end → taken), setup (taken → run process started: lease, state, attempt),
  *              teardown (run process ended → job completed: result stored), and their sum against the median run.
@@ -63,6 +66,15 @@ function worker(url: string, dir: string, env: NodeJS.ProcessEnv): Promise<numbe
   });
 }
 
+function plainSearch(seed: number, out: string, env: NodeJS.ProcessEnv): Promise<void> {
+  return new Promise((res, rej) => {
+    const args = [bin, 'search', '--model', 'lenet-300-100', '--quick', '--backend', 'wasm', '--workers', '0', '--seed', String(seed), '--out', out, '--json'];
+    const p = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'ignore'], env });
+    p.on('error', rej);
+    p.on('exit', (code) => (code === 0 ? res() : rej(new Error(`prunus search --seed ${seed} exited ${code}`))));
+  });
+}
+
 export interface QueueBenchRow {
   row: 'drain' | 'ceiling' | 'overhead';
   [k: string]: unknown;
@@ -94,7 +106,16 @@ export async function run(argv: string[]): Promise<void> {
     }
     rows.push({ row: 'drain', workers: '2 vs 1', speedup: +(walls[1]! / walls[2]!).toFixed(3) });
     const ceiling = await parallelCeiling(2);
-    rows.push({ row: 'ceiling', threads: 2, speedup: ceiling.speedup, loadAverage: ceiling.loadAverage });
+    rows.push({ row: 'ceiling', of: 'a fixed JS loop, 2 threads vs 1', speedup: ceiling.speedup, loadAverage: ceiling.loadAverage });
+    const search = (seed: number) => plainSearch(seed, join(work, `plain-${seed}`), env);
+    let t = Date.now();
+    await search(901);
+    await search(902);
+    const sequential = Date.now() - t;
+    t = Date.now();
+    await Promise.all([search(903), search(904)]);
+    const together = Date.now() - t;
+    rows.push({ row: 'ceiling', of: 'two quick prunus search processes at once vs one after the other', sequentialMs: sequential, togetherMs: together, speedup: +(sequential / together).toFixed(3) });
 
     // Per job, from BullMQ's timestamps and the worker's record of its run process.
     const byWorker = new Map<string, Job[]>();

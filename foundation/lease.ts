@@ -143,3 +143,20 @@ export function acquireLease(target: string, command: string, lockPath?: string)
     },
   };
 }
+
+/**
+ * Takes the lease on `target`, waiting while another live process holds it (runs that need the same reference model
+ * train it once; the others wait for it). `tick` runs between tries, so a waiting run keeps its own lease alive and
+ * can stop.
+ */
+export async function waitForLease(target: string, command: string, tick: () => Promise<void>, pollMs = 500): Promise<Lease> {
+  for (;;) {
+    try {
+      return acquireLease(target, command);
+    } catch (e) {
+      if (!(e instanceof LeaseHeldError)) throw e;
+    }
+    await tick();
+    await new Promise((r) => setTimeout(r, pollMs));
+  }
+}

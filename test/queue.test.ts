@@ -363,11 +363,18 @@ describe('sweeps on a queue (BullMQ on a real redis-server)', () => {
     }
   }, 60_000);
 
-  it('the library: runWorker drains a queue in-process and reports each run', async () => {
-    await enqueueSweep({ name: 'lib', base: SHORT, grid: { seed: [10] } }, { queue: redis.url });
+  it('the library: runWorker runs two jobs at once; two runs that need the same reference share it (one trains, the other waits for its cache)', async () => {
+    await enqueueSweep({ name: 'lib', base: SHORT, grid: { seed: [10], 'max-acc-drop': [0.05, 0.1] } }, { queue: redis.url });
     const events: WorkerEvent[] = [];
-    const summary = await runWorker({ queue: redis.url, drain: true, lockMs: 2000, dir: join(work, 'workers', 'lib'), onEvent: (e) => events.push(e) });
-    expect(summary).toMatchObject({ finished: 1, failed: 0, returned: 0 });
-    expect(events.map((e) => e.type).filter((t) => t !== 'progress' && t !== 'line')).toEqual(['ready', 'start', 'finished', 'stopping', 'stopped']);
+    const summary = await runWorker({ queue: redis.url, drain: true, lockMs: 2000, concurrency: 2, dir: join(work, 'workers', 'lib'), onEvent: (e) => events.push(e) });
+    expect(summary).toMatchObject({ finished: 2, failed: 0, returned: 0 });
+    const types = events.map((e) => e.type).filter((t) => t !== 'progress' && t !== 'line');
+    expect(types[0]).toBe('ready');
+    expect(types.slice(-2)).toEqual(['stopping', 'stopped']);
+    expect(types.filter((t) => t === 'start')).toHaveLength(2);
+    expect(types.filter((t) => t === 'finished')).toHaveLength(2);
+    const pruning = events.filter((e) => e.type === 'line' && e.line.startsWith('phase pruning')).map((e) => (e as { line: string }).line);
+    expect(pruning).toHaveLength(2);
+    expect(pruning[0]).toBe(pruning[1]); // the same reference, by the same path, with the same accuracies
   }, 120_000);
 });

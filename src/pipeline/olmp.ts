@@ -16,7 +16,7 @@ import { existsSync, mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { type OlmpConfig } from './config.js';
 import { saveCheckpoint, readCheckpoint, truncateJsonl, removeCheckpoints } from './checkpoint.js';
-import { acquireLease, type Lease } from '../../foundation/lease.js';
+import { acquireLease, waitForLease, type Lease } from '../../foundation/lease.js';
 import { readJsonObject } from '../../foundation/json.js';
 import { resolveModel, fitToData, type ModelSource } from '../../models/source.js';
 import { prunableOps, type Architecture } from '../../models/graph.js';
@@ -505,8 +505,37 @@ async function obtainReference(
   const cache = referenceCacheDir(cfg, backend.name, runCfg.resultsRoot);
   recoverDir(cache);
   if (existsSync(join(cache, 'model.json'))) return finish(loadModel(cache).model.params, cache);
-  // Train it, checkpointing as we go. The reference's init draws from a stream derived from the seed alone, so a
-  // cached reference and a freshly trained one are the same model.
+  // Runs on this machine that need the same reference (a sweep's, a queue worker's) train it once: the others wait
+  // for the first and then read its cache.
+  const training = await waitForLease(cache, 'prunus reference training', keepAlive);
+  try {
+    recoverDir(cache);
+    if (existsSync(join(cache, 'model.json'))) return finish(loadModel(cache).model.params, cache);
+    return finish(await trainReference(cfg, arch, data, st, getTrainer, setTrainer, checkpoint, hooks, elapsed, timeBudgetMs, keepAlive, cache, runCfg, backend), cache);
+  } finally {
+    training.release();
+  }
+}
+
+/** Trains the reference into the cache folder, checkpointing as it goes; returns its parameters. */
+async function trainReference(
+  cfg: OlmpConfig,
+  arch: Architecture,
+  data: Dataset,
+  st: RunState,
+  getTrainer: () => Trainer | null,
+  setTrainer: (t: Trainer) => void,
+  checkpoint: () => void,
+  hooks: PipelineHooks,
+  elapsed: () => number,
+  timeBudgetMs: number,
+  keepAlive: () => Promise<void>,
+  cache: string,
+  runCfg: RunFileConfig,
+  backend: BackendInfo,
+): Promise<ModelParams> {
+  // The reference's init draws from a stream derived from the seed alone, so a cached reference and a freshly
+  // trained one are the same model.
   let trainer = getTrainer();
   if (!trainer) {
     trainer = st.trainer
@@ -525,6 +554,6 @@ async function obtainReference(
   const params = trainer.getParams();
   mkdirSync(join(runCfg.resultsRoot, 'references'), { recursive: true });
   saveModel(cache, { arch, params, masks: onesMasks(arch) }, { meta: { seed: cfg.seed, iterations: cfg.referenceIterations, backend: backendRecord(backend) } });
-  return finish(params, cache);
+  return params;
 }
 
