@@ -4,38 +4,19 @@
  * complete run folder and, with --json, exactly one JSON object on stdout; a killed run leaves nothing behind.
  */
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
-import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync, copyFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { dirname, join } from 'node:path';
 import { createRequire } from 'node:module';
+import { repoRoot, runCli, type CliResult } from './run-cli.js';
 
-const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..');
-const bin = join(repoRoot, 'bin', 'prunus.js');
-
-interface Result {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-  stdout: string;
-  stderr: string;
-}
+type Result = CliResult;
 
 function prunus(args: string[], cwd: string, opts: { killAfterStderr?: RegExp } = {}): Promise<Result> {
-  return new Promise((res, rej) => {
-    const env = { ...process.env };
-    delete env['PRUNUS_RESULTS'];
-    const child = spawn(process.execPath, [bin, ...args], { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => {
-      stderr += d.toString();
-      if (opts.killAfterStderr && opts.killAfterStderr.test(stderr)) child.kill('SIGTERM');
-    });
-    child.on('error', rej);
-    child.on('close', (code, signal) => res({ code, signal, stdout, stderr }));
-  });
+  const env = { ...process.env };
+  delete env['PRUNUS_RESULTS'];
+  const kill = opts.killAfterStderr;
+  return runCli(args, { cwd, env, ...(kill ? { onStderr: (err, child) => void (kill.test(err) && child.kill('SIGTERM')) } : {}) });
 }
 
 /** Lines of stderr that are ours (Dawn/WebGPU probing may print driver warnings before any prunus output). */

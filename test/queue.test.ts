@@ -10,8 +10,7 @@ import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { freePort, startRedis, type RedisServer } from '../bench/lib/redis-server.js';
@@ -19,33 +18,17 @@ import { enqueueSweep, runWorker, sweepStatus, type WorkerEvent } from '../src/q
 import { RunStore } from '../src/queue/store.js';
 import { QUEUE_NAME } from '../src/queue/job.js';
 import { loadModel } from '../models/io.js';
+import { bin, lines, runCli, type CliResult } from './run-cli.js';
 
-const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..');
-const bin = join(repoRoot, 'bin', 'prunus.js');
 
 let work: string;
 let redis: RedisServer;
 const env = (): NodeJS.ProcessEnv => ({ ...process.env, PRUNUS_RESULTS: join(work, 'results') });
 
-interface Result {
-  code: number | null;
-  stdout: string;
-  stderr: string;
+function prunus(args: string[], extraEnv: NodeJS.ProcessEnv = {}): Promise<CliResult> {
+  return runCli(args, { cwd: work, env: { ...env(), ...extraEnv } });
 }
 
-function prunus(args: string[], extraEnv: NodeJS.ProcessEnv = {}): Promise<Result> {
-  return new Promise((res, rej) => {
-    const child = spawn(process.execPath, [bin, ...args], { cwd: work, env: { ...env(), ...extraEnv }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('error', rej);
-    child.on('close', (code) => res({ code, stdout, stderr }));
-  });
-}
-
-const lines = (text: string): string[] => text.split('\n').filter((l) => l.trim() !== '');
 
 /** A `prunus worker --json` process: its events as they come. */
 interface WorkerProc {

@@ -9,8 +9,7 @@ import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { spawn } from 'node:child_process';
 import { cpSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { initBackend } from '../backends/backend.js';
 import { search, resume } from '../src/pipeline/run.js';
 import { setWriteFault, writeCount } from '../foundation/atomic.js';
@@ -19,32 +18,18 @@ import { saveModel } from '../models/io.js';
 import { lenet300100 } from '../models/architectures.js';
 import { initParams, onesMasks } from '../models/params.js';
 import { Rng } from '../foundation/rng.js';
+import { bin, lines, runCli, type CliResult } from './run-cli.js';
 
-const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..');
-const bin = join(repoRoot, 'bin', 'prunus.js');
 
-interface Result {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
+type Result = CliResult;
 
 let work: string;
 const env = (): NodeJS.ProcessEnv => ({ ...process.env, PRUNUS_RESULTS: join(work, 'results') });
 
 function prunus(args: string[]): Promise<Result> {
-  return new Promise((res, rej) => {
-    const child = spawn(process.execPath, [bin, ...args], { cwd: work, env: env(), stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('error', rej);
-    child.on('close', (code) => res({ code, stdout, stderr }));
-  });
+  return runCli(args, { cwd: work, env: env() });
 }
 
-const lines = (stderr: string): string[] => stderr.split('\n').filter((l) => l.trim() !== '');
 
 /** A small run of the quick preset: three searches, a checkpoint every 20 iterations. */
 const FLAGS = ['--model', 'lenet-300-100', '--quick', '--seed', '3', '--iterations', '81', '--prune-until', '60', '--search-period', '20', '--log-period', '20', '--checkpoint-period', '20', '--reference-iterations', '40', '--search-budget', '15', '--backend', 'wasm'];
@@ -111,17 +96,19 @@ describe('reliability', () => {
     expect(base.code, base.stderr).toBe(0);
     for (const [signal, code] of [['SIGTERM', 143], ['SIGINT', 130]] as const) {
       const dir = join(work, `stopped-${signal}`);
-      const child = spawn(process.execPath, [bin, 'search', ...long, '--out', dir, '--json'], { cwd: work, env: env(), stdio: ['ignore', 'pipe', 'pipe'] });
-      let stderr = '';
       let sent = false;
-      child.stderr.on('data', (d: Buffer) => {
-        stderr += d.toString();
-        if (!sent && /search at t=\d+ /.test(stderr)) {
-          sent = true;
-          child.kill(signal);
-        }
+      const stopped = await runCli(['search', ...long, '--out', dir, '--json'], {
+        cwd: work,
+        env: env(),
+        onStderr: (err, child) => {
+          if (!sent && /search at t=\d+ /.test(err)) {
+            sent = true;
+            child.kill(signal);
+          }
+        },
       });
-      const exit = await new Promise<number | string | null>((r) => child.on('close', (c, sig) => r(c ?? sig)));
+      const exit = stopped.code ?? stopped.signal;
+      const stderr = stopped.stderr;
       expect(exit, stderr).toBe(code);
       const last = lines(stderr).at(-1)!;
       expect(last.startsWith(`prunus: ${signal}: stopped at `) && last.endsWith(`, checkpointed; continue with: prunus resume ${dir}`), last).toBe(true);
@@ -209,12 +196,7 @@ describe('reliability', () => {
 
     // A full disk in the CLI: one line, exit 1, and the run resumes to the uninterrupted result.
     const full = join(work, 'disk-full');
-    const f = await new Promise<Result>((res) => {
-      const child = spawn(process.execPath, [bin, 'search', ...FLAGS, '--out', full], { cwd: work, env: { ...env(), PRUNUS_TEST_WRITE_FAULT: '12' }, stdio: ['ignore', 'pipe', 'pipe'] });
-      let stderr = '';
-      child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-      child.on('close', (code) => res({ code, stdout: '', stderr }));
-    });
+    const f = await runCli(['search', ...FLAGS, '--out', full], { cwd: work, env: { ...env(), PRUNUS_TEST_WRITE_FAULT: '12' } });
     expect(f.code).toBe(1);
     // (Progress lines aside: the backend line, phase changes, searches.)
     expect(lines(f.stderr).filter((l) => !/^(prunus: backend|prunus: \d+\/\d+|phase |search at )/.test(l))).toEqual([expect.stringMatching(/^prunus: cannot write .+: no space left on device$/)]);

@@ -11,8 +11,7 @@ import * as tf from '@tensorflow/tfjs';
 import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, unlinkSync, writeFileSync, truncateSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { initBackend } from '../backends/backend.js';
 import { loadModel } from '../models/io.js';
 import { readLayersModel } from '../models/tfjs/read.js';
@@ -22,27 +21,14 @@ import { channelGroups, applyChannelMasks, fullChannelMasks } from '../models/ch
 import { slimModel } from '../models/slim.js';
 import type { Architecture } from '../models/graph.js';
 import type { LayerMasks, ModelParams } from '../models/params.js';
+import { bin, runCli, type CliResult } from './run-cli.js';
 import { buildMlp, buildResidualCnn, trainBriefly, saveUserModel, loadWithTfjs, predictClasses, fashion, SCALE_255 } from './tfjs-fixtures.js';
 
-const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..');
-const bin = join(repoRoot, 'bin', 'prunus.js');
 
-interface Result {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
+type Result = CliResult;
 
 function prunus(args: string[], cwd: string): Promise<Result> {
-  return new Promise((res, rej) => {
-    const child = spawn(process.execPath, [bin, ...args], { cwd, env: { ...process.env, PRUNUS_RESULTS: join(cwd, 'results') }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('error', rej);
-    child.on('close', (code) => res({ code, stdout, stderr }));
-  });
+  return runCli(args, { cwd, env: { ...process.env, PRUNUS_RESULTS: join(cwd, 'results') } });
 }
 
 function ownLines(stderr: string): string[] {

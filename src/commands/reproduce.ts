@@ -7,14 +7,13 @@ import { parseBackendName } from '../../backends/backend.js';
 import { PUBLISHED_SEEDS } from '../pipeline/config.js';
 import { PUBLISHED } from '../pipeline/published.js';
 import { search } from '../pipeline/run.js';
-import { pipelineProgress } from '../pipeline/cli-output.js';
+import { runWithProgress } from '../pipeline/cli-output.js';
 import { SEARCH_FLAGS, searchOptionsFromFlags } from '../pipeline/flags.js';
 import { importCaffeManifest } from '../../models/caffe/manifest.js';
 import { saveModel } from '../../models/io.js';
 import { recoverDir } from '../../foundation/atomic.js';
 import { resultsRoot } from '../run-dir.js';
 import type { SearchOptions } from '../pipeline/run.js';
-import { onStopSignals } from '../signals.js';
 
 export const summary = "prunus reproduce: run OLMP's whole LeNet recipe with the published seed and print it against the published figures";
 export const usage = `usage: prunus reproduce lenet-300-100|lenet-5 [search options] [--as-released] [--fixtures DIR] [--quick] [--json]
@@ -105,15 +104,7 @@ export async function run(argv: string[]): Promise<number> {
   const fixtures = typeof v.fixtures === 'string' ? resolve(v.fixtures) : defaultFixtures();
   if (typeof v.fixtures === 'string' && !existsSync(fixtures!)) throw new UsageError(`--fixtures ${v.fixtures} does not exist`);
   if (v['as-released']) applyAsReleased(opts, v as Record<string, unknown>, model, fixtures);
-  const progress = pipelineProgress(json);
-  const stop = onStopSignals();
-  let report;
-  try {
-    report = await search(opts, { ...progress.hooks, stop: stop.signal });
-  } finally {
-    stop.dispose();
-    progress.stop();
-  }
+  const report = await runWithProgress(json, (hooks) => search(opts, hooks));
   const backend = String((report.backend as { name: string }).name);
   const rows: ReproRow[] = [
     ...PUBLISHED[model]!.map((p) => ({ ...p, source: p.source })),

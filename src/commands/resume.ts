@@ -1,8 +1,7 @@
 import { parseFlags, COMMON_FLAGS } from '../cli-args.js';
 import { UsageError } from '../../foundation/errors.js';
 import { resume } from '../pipeline/run.js';
-import { pipelineProgress, printReport } from '../pipeline/cli-output.js';
-import { onStopSignals } from '../signals.js';
+import { printReport, runWithProgress } from '../pipeline/cli-output.js';
 
 export const summary = 'prunus resume: continue an interrupted search run (kill -9 included) from its last checkpoint';
 export const usage = 'usage: prunus resume <run-dir> [--json]\n\nThe run continues on the backend it was started on; the final report equals that of an uninterrupted run.';
@@ -11,15 +10,7 @@ export async function run(argv: string[]): Promise<number> {
   const { values: v, positionals } = parseFlags(argv, COMMON_FLAGS, 'resume');
   if (positionals.length !== 1) throw new UsageError('resume: give exactly one run directory');
   const json = Boolean(v.json);
-  const progress = pipelineProgress(json);
-  const stop = onStopSignals();
-  let report;
-  try {
-    report = await resume(positionals[0]!, { ...progress.hooks, stop: stop.signal });
-  } finally {
-    stop.dispose();
-    progress.stop();
-  }
+  const report = await runWithProgress(json, (hooks) => resume(positionals[0]!, hooks));
   printReport(report, json);
   return 0;
 }

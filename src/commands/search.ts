@@ -3,8 +3,7 @@ import { parseBackendName } from '../../backends/backend.js';
 import { UsageError } from '../../foundation/errors.js';
 import { search, type SearchOptions } from '../pipeline/run.js';
 import { SEARCH_FLAGS, searchOptionsFromFlags, type FlagValues } from '../pipeline/flags.js';
-import { pipelineProgress, printReport } from '../pipeline/cli-output.js';
-import { onStopSignals } from '../signals.js';
+import { printReport, runWithProgress } from '../pipeline/cli-output.js';
 
 export const summary = 'prunus search: OLMP layer-wise magnitude pruning of a model by NCS over per-layer crates (resumable)';
 export const usage = `usage: prunus search --model lenet-300-100|lenet-5|PATH/model.json [options]
@@ -58,15 +57,7 @@ export function searchOptionsFromArgv(argv: string[]): { opts: SearchOptions; js
 export async function run(argv: string[]): Promise<number> {
   const { opts, json } = searchOptionsFromArgv(argv);
   opts.log = (line) => process.stderr.write(`prunus: ${line}\n`);
-  const progress = pipelineProgress(json);
-  const stop = onStopSignals();
-  let report;
-  try {
-    report = await search(opts, { ...progress.hooks, stop: stop.signal });
-  } finally {
-    stop.dispose();
-    progress.stop();
-  }
+  const report = await runWithProgress(json, (hooks) => search(opts, hooks));
   printReport(report, json);
   return 0;
 }

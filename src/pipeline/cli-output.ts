@@ -1,6 +1,7 @@
 /** How the pipeline commands talk to a terminal: progress on stderr (src/progress.ts), the final report on stdout. */
 import type { OlmpReport, PipelineHooks } from './olmp.js';
 import { createProgress, type Progress, type ProgressOptions } from '../progress.js';
+import { onStopSignals } from '../signals.js';
 
 /**
  * Progress of a search/resume/reproduce run: a live bar on a terminal, otherwise a plain line at most every 10 s and
@@ -33,6 +34,21 @@ export function pipelineProgress(json: boolean, opts: Pick<ProgressOptions, 'str
     },
   };
   return { hooks, stop: () => (bar as Progress | null)?.stop() };
+}
+
+/**
+ * Runs a pipeline command with its progress display and Ctrl-C / SIGTERM handling: the first signal makes the run
+ * checkpoint at the next iteration and stop (a StoppedError), a second exits at once.
+ */
+export async function runWithProgress(json: boolean, start: (hooks: PipelineHooks) => Promise<OlmpReport>): Promise<OlmpReport> {
+  const progress = pipelineProgress(json);
+  const stop = onStopSignals();
+  try {
+    return await start({ ...progress.hooks, stop: stop.signal });
+  } finally {
+    stop.dispose();
+    progress.stop();
+  }
 }
 
 export function printReport(r: OlmpReport, json: boolean): void {

@@ -244,7 +244,8 @@ async function runLeased(runDir: string, hooks: PipelineHooks, lease: Lease): Pr
   try {
     // ---- reference -------------------------------------------------------------------------------------------
     if (st.phase === 'reference') {
-      const ref = await obtainReference(cfg, runCfg, arch, model.params, data, backend, st, () => trainer, (t) => (trainer = t), checkpoint, hooks, elapsed, timeBudgetMs, tick);
+      const ctx: ReferenceContext = { cfg, runCfg, arch, data, backend, st, getTrainer: () => trainer, setTrainer: (t) => (trainer = t), checkpoint, hooks, elapsed, timeBudgetMs, tick };
+      const ref = await obtainReference(ctx, model.params);
       (trainer as Trainer | null)?.dispose();
       trainer = null;
       st.reference = ref;
@@ -473,23 +474,30 @@ function batchSet(batch: { images: Float32Array; labels: Uint8Array }, like: Ima
   return { images: batch.images, labels: batch.labels, count: batch.labels.length, shape: like.shape };
 }
 
+/** What obtaining the reference needs from the run. */
+interface ReferenceContext {
+  cfg: OlmpConfig;
+  runCfg: RunFileConfig;
+  arch: Architecture;
+  data: Dataset;
+  backend: BackendInfo;
+  st: RunState;
+  getTrainer: () => Trainer | null;
+  setTrainer: (t: Trainer) => void;
+  checkpoint: () => void;
+  hooks: PipelineHooks;
+  elapsed: () => number;
+  timeBudgetMs: number;
+  /** Once per iteration (and while waiting): the lease's refresh and a requested stop. */
+  tick: () => Promise<void>;
+}
+
 async function obtainReference(
-  cfg: OlmpConfig,
-  runCfg: RunFileConfig,
-  arch: Architecture,
+  ctx: ReferenceContext,
   /** The weights of a model given as a file: it is its own reference. */
   given: ModelParams | null,
-  data: Dataset,
-  backend: BackendInfo,
-  st: RunState,
-  getTrainer: () => Trainer | null,
-  setTrainer: (t: Trainer) => void,
-  checkpoint: () => void,
-  hooks: PipelineHooks,
-  elapsed: () => number,
-  timeBudgetMs: number,
-  keepAlive: () => Promise<void>,
 ): Promise<NonNullable<RunState['reference']>> {
+  const { cfg, runCfg, arch, data, backend } = ctx;
   const finish = (params: ModelParams, source: string) => {
     const val = evaluateAccuracy(arch, params, null, data.validation);
     const test = evaluateAccuracy(arch, params, null, data.test);
@@ -507,11 +515,11 @@ async function obtainReference(
   if (existsSync(join(cache, 'model.json'))) return finish(loadModel(cache).model.params, cache);
   // Runs on this machine that need the same reference (a sweep's, a queue worker's) train it once: the others wait
   // for the first and then read its cache.
-  const training = await waitForLease(cache, 'prunus reference training', keepAlive);
+  const training = await waitForLease(cache, 'prunus reference training', ctx.tick);
   try {
     recoverDir(cache);
     if (existsSync(join(cache, 'model.json'))) return finish(loadModel(cache).model.params, cache);
-    return finish(await trainReference(cfg, arch, data, st, getTrainer, setTrainer, checkpoint, hooks, elapsed, timeBudgetMs, keepAlive, cache, runCfg, backend), cache);
+    return finish(await trainReference(ctx, cache), cache);
   } finally {
     training.release();
   }
@@ -519,20 +527,8 @@ async function obtainReference(
 
 /** Trains the reference into the cache folder, checkpointing as it goes; returns its parameters. */
 async function trainReference(
-  cfg: OlmpConfig,
-  arch: Architecture,
-  data: Dataset,
-  st: RunState,
-  getTrainer: () => Trainer | null,
-  setTrainer: (t: Trainer) => void,
-  checkpoint: () => void,
-  hooks: PipelineHooks,
-  elapsed: () => number,
-  timeBudgetMs: number,
-  keepAlive: () => Promise<void>,
+  { cfg, runCfg, arch, data, backend, st, getTrainer, setTrainer, checkpoint, hooks, elapsed, timeBudgetMs, tick }: ReferenceContext,
   cache: string,
-  runCfg: RunFileConfig,
-  backend: BackendInfo,
 ): Promise<ModelParams> {
   // The reference's init draws from a stream derived from the seed alone, so a cached reference and a freshly
   // trained one are the same model.
@@ -544,7 +540,7 @@ async function trainReference(
     setTrainer(trainer);
   }
   while (st.iteration < cfg.referenceIterations) {
-    await keepAlive();
+    await tick();
     if (elapsed() > timeBudgetMs) throw new UsageError(`time budget spent while training the reference (${st.iteration}/${cfg.referenceIterations} iterations); pass --reference or a larger --time-budget`);
     trainer.step();
     st.iteration++;

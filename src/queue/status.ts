@@ -3,16 +3,15 @@
  * (`prunus sweep collect --queue URL --out DIR`): the same runs/<id>/, state/, summary.csv and summary.md as a local
  * sweep, so `prunus report DIR` works on it unchanged.
  */
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { Queue, type Job } from 'bullmq';
 import { writeFileAtomic, writeJsonAtomic } from '../../foundation/atomic.js';
 import { UsageError } from '../../foundation/errors.js';
 import { acquireLease } from '../../foundation/lease.js';
 import { readJsonObject } from '../../foundation/json.js';
-import { existsSync } from 'node:fs';
-import { buildSummary, summaryCsv, summaryMarkdown, type SummaryRow } from '../sweep/summary.js';
-import type { Attempt, RunState } from '../sweep/sweep.js';
+import { buildSummary, summaryCsv, summaryMarkdown } from '../sweep/summary.js';
+import type { Attempt, RunState, SweepResult } from '../sweep/sweep.js';
 import { openRedis, parseQueueUrl, probeRedis } from './connection.js';
 import type { QueuedSweep } from './enqueue.js';
 import { QUEUE_NAME } from './job.js';
@@ -107,15 +106,8 @@ export async function sweepStatus(opts: { queue: string; sweep?: string }): Prom
   }
 }
 
-export interface CollectResult {
-  name: string;
-  dir: string;
-  rows: SummaryRow[];
-  finished: number;
-  failed: number;
-  pending: number;
-  files: { sweep: string; csv: string; markdown: string; json: string };
-}
+/** A collected sweep: as a local sweep's result, without `interrupted` (collecting is never interrupted). */
+export type CollectResult = Omit<SweepResult, 'interrupted'>;
 
 /** An attempt record of the queue as a local sweep's state file records it. */
 function toAttempt(a: AttemptRecord): Attempt & { worker: string; from?: string } {
