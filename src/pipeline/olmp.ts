@@ -12,26 +12,26 @@
  * state left by the last candidate (spec §7.6). The per-iteration update requests lost to Caffe's test pass at
  * t ≡ 499 (mod 500) are not replicated.
  */
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { type OlmpConfig } from './config.js';
 import { saveCheckpoint, readCheckpoint, truncateJsonl, removeCheckpoints } from './checkpoint.js';
-import { acquireLease, waitForLease, type Lease } from '../../foundation/lease.js';
+import { acquireLease, type Lease } from '../../foundation/lease.js';
 import { readJsonObject } from '../../foundation/json.js';
 import { resolveModel, fitToData, type ModelSource } from '../../models/source.js';
-import { prunableOps, type Architecture } from '../../models/graph.js';
-import { layerStats } from '../../models/walk.js';
-import { initParams, onesMasks, sizeReport, cloneMasks, type ModelParams, type LayerMasks } from '../../models/params.js';
+import { prunableOps } from '../../models/graph.js';
+import { onesMasks, sizeReport, cloneMasks, type ModelParams, type LayerMasks } from '../../models/params.js';
 import { magnitudeStats, masksForCrates, type MagnitudeStats } from '../../models/masks.js';
 import { saveModel, loadModel } from '../../models/io.js';
 import { loadDataset, type Dataset, type ImageSet } from '../../foundation/data/datasets.js';
-import { Rng, restoreStream, type StreamState } from '../../foundation/rng.js';
-import { writeJsonAtomic, recoverDir, appendFile } from '../../foundation/atomic.js';
-import { initBackend, backendRecord, type BackendInfo, type BackendName } from '../../backends/backend.js';
+import { restoreStream, type StreamState } from '../../foundation/rng.js';
+import { writeJsonAtomic, appendFile } from '../../foundation/atomic.js';
+import { initBackend, backendRecord, type BackendName } from '../../backends/backend.js';
 import { Trainer, evaluateAccuracy, type TrainerState } from '../train/index.js';
 import { createInProcessEvaluator, createPoolEvaluator, type Evaluator } from '../../evaluators/index.js';
 import { type EvalResult } from '../../search/index.js';
 import { runStream, selectLayers, searchesAt, searchOptimizer, generationRequests } from './schedule.js';
+import { obtainReference, type Reference, type ReferenceContext } from './reference.js';
 import { BackendMismatchError, StoppedError, UsageError } from '../../foundation/errors.js';
 
 export type Phase = 'reference' | 'pruning' | 'adjusting' | 'done';
@@ -126,7 +126,7 @@ interface RunState {
   searches: number;
   trainer: TrainerState | null;
   masks: LayerMasks[];
-  reference: { params: ModelParams; validationAccuracy: number; validationCorrect: number; testAccuracy: number; source: string } | null;
+  reference: Reference | null;
   stats: MagnitudeStats[];
   best: { compression: number; validationAccuracy: number; iteration: number } | null;
   timeUp: boolean;
@@ -150,12 +150,6 @@ export interface PipelineHooks {
 }
 
 const nowMs = () => performance.now();
-
-function referenceCacheDir(cfg: OlmpConfig, backend: string, resultsRoot: string): string {
-  const lim = cfg.limit.train ? `-n${cfg.limit.train}` : '';
-  const order = cfg.trainOrder === 'file' ? 'fileorder' : `split${cfg.splitSeed}`;
-  return join(resultsRoot, 'references', `${cfg.model}-${cfg.dataset}-${order}-s${cfg.seed}-i${cfg.referenceIterations}-b${cfg.batchSize}${lim}-${backend}`);
-}
 
 /**
  * Runs (or resumes) the OLMP pipeline in `runDir`, whose config.json was written by createRun, under the run's
@@ -473,83 +467,3 @@ export function datasetInfo(data: Dataset): { shape: [number, number, number]; n
 function batchSet(batch: { images: Float32Array; labels: Uint8Array }, like: ImageSet): ImageSet {
   return { images: batch.images, labels: batch.labels, count: batch.labels.length, shape: like.shape };
 }
-
-/** What obtaining the reference needs from the run. */
-interface ReferenceContext {
-  cfg: OlmpConfig;
-  runCfg: RunFileConfig;
-  arch: Architecture;
-  data: Dataset;
-  backend: BackendInfo;
-  st: RunState;
-  getTrainer: () => Trainer | null;
-  setTrainer: (t: Trainer) => void;
-  checkpoint: () => void;
-  hooks: PipelineHooks;
-  elapsed: () => number;
-  timeBudgetMs: number;
-  /** Once per iteration (and while waiting): the lease's refresh and a requested stop. */
-  tick: () => Promise<void>;
-}
-
-async function obtainReference(
-  ctx: ReferenceContext,
-  /** The weights of a model given as a file: it is its own reference. */
-  given: ModelParams | null,
-): Promise<NonNullable<RunState['reference']>> {
-  const { cfg, runCfg, arch, data, backend } = ctx;
-  const finish = (params: ModelParams, source: string) => {
-    const val = evaluateAccuracy(arch, params, null, data.validation);
-    const test = evaluateAccuracy(arch, params, null, data.test);
-    return { params, validationAccuracy: val.accuracy, validationCorrect: val.correct, testAccuracy: test.accuracy, source };
-  };
-  if (cfg.reference) {
-    const m = loadModel(cfg.reference).model;
-    const shapes = (a: Architecture) => JSON.stringify(layerStats(a).map((l) => [l.weights, l.biases]));
-    if (given ? shapes(m.arch) !== shapes(arch) : m.arch.name !== cfg.model) throw new UsageError(`--reference ${cfg.reference} holds a ${m.arch.name}, not a ${given ? arch.name : cfg.model}`);
-    return finish(m.params, resolve(cfg.reference));
-  }
-  if (given) return finish(given, cfg.model);
-  const cache = referenceCacheDir(cfg, backend.name, runCfg.resultsRoot);
-  recoverDir(cache);
-  if (existsSync(join(cache, 'model.json'))) return finish(loadModel(cache).model.params, cache);
-  // Runs on this machine that need the same reference (a sweep's, a queue worker's) train it once: the others wait
-  // for the first and then read its cache.
-  const training = await waitForLease(cache, 'prunus reference training', ctx.tick);
-  try {
-    recoverDir(cache);
-    if (existsSync(join(cache, 'model.json'))) return finish(loadModel(cache).model.params, cache);
-    return finish(await trainReference(ctx, cache), cache);
-  } finally {
-    training.release();
-  }
-}
-
-/** Trains the reference into the cache folder, checkpointing as it goes; returns its parameters. */
-async function trainReference(
-  { cfg, runCfg, arch, data, backend, st, getTrainer, setTrainer, checkpoint, hooks, elapsed, timeBudgetMs, tick }: ReferenceContext,
-  cache: string,
-): Promise<ModelParams> {
-  // The reference's init draws from a stream derived from the seed alone, so a cached reference and a freshly
-  // trained one are the same model.
-  let trainer = getTrainer();
-  if (!trainer) {
-    trainer = st.trainer
-      ? Trainer.restore(arch, st.trainer, data.train)
-      : new Trainer(arch, initParams(arch, new Rng(`reference:${cfg.seed}`)), data.train, { solver: { batchSize: cfg.batchSize } });
-    setTrainer(trainer);
-  }
-  while (st.iteration < cfg.referenceIterations) {
-    await tick();
-    if (elapsed() > timeBudgetMs) throw new UsageError(`time budget spent while training the reference (${st.iteration}/${cfg.referenceIterations} iterations); pass --reference or a larger --time-budget`);
-    trainer.step();
-    st.iteration++;
-    if (st.iteration % 25 === 0) hooks.onProgress?.({ phase: 'reference', iteration: st.iteration, total: cfg.referenceIterations, compression: 1, accuracy: NaN });
-    if (st.iteration % (cfg.checkpointPeriod * 2) === 0 && st.iteration < cfg.referenceIterations) checkpoint();
-  }
-  const params = trainer.getParams();
-  mkdirSync(join(runCfg.resultsRoot, 'references'), { recursive: true });
-  saveModel(cache, { arch, params, masks: onesMasks(arch) }, { meta: { seed: cfg.seed, iterations: cfg.referenceIterations, backend: backendRecord(backend) } });
-  return params;
-}
-
