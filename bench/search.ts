@@ -2,11 +2,11 @@
  * Benchmark of the search/ optimisers on shifted sphere, Rastrigin and Ackley.
  *
  *   node dist/bench/search.js [--json] [--seeds 11] [--budget 1600,16000] [--dims 2,10,30]
- *        [--functions sphere,rastrigin,ackley] [--optimizers ncs,olmp-released,one-plus-one,random]
+ *        [--functions sphere,rastrigin,ackley] [--optimizers ncs,olmp-released,one-plus-one,random,cmaes]
  *        [--sigma-frac 0.1]
  *
  * For every optimiser × function × dimension × budget, runs seeds 1..S from a uniform start (no x0) and reports
- * the median (and quartiles) of the best objective reached. ncs, olmp-released and one-plus-one get
+ * the median (and quartiles) of the best objective reached. All but random get
  * sigma0 = sigma-frac × box width (0.1 is the NCS-C default (ub−lb)/N with N = 10).
  */
 import { pathToFileURL } from 'node:url';
@@ -57,7 +57,7 @@ function parseArgs(argv: string[]): Args {
     budgets: [1600, 16000],
     dims: [2, 10, 30],
     functions: [...BENCHMARK_NAMES],
-    optimizers: ['ncs', 'olmp-released', 'one-plus-one', 'random'],
+    optimizers: ['ncs', 'olmp-released', 'one-plus-one', 'random', 'cmaes'],
     sigmaFrac: 0.1,
   };
   for (let i = 0; i < argv.length; i++) {

@@ -1,8 +1,9 @@
 /**
- * Derivative-free optimisers behind one ask/tell interface: NCS-C, the released OLMP search, random search
- * and a (1+1)-ES. See search/README.md.
+ * Derivative-free optimisers behind one ask/tell interface: NCS-C, the released OLMP search, random search,
+ * a (1+1)-ES and CMA-ES. See search/README.md.
  */
 import { UsageError } from '../foundation/errors.js';
+import { CmaesOptimizer } from './cmaes.js';
 import { NcsOptimizer } from './ncs.js';
 import { OlmpReleasedOptimizer } from './olmp-released.js';
 import { OnePlusOne } from './one-plus-one.js';
@@ -38,6 +39,8 @@ export { scalariseFeasibilityFirst, NcsOptimizer } from './ncs.js';
 export { OlmpReleasedOptimizer } from './olmp-released.js';
 export { RandomSearch } from './random.js';
 export { OnePlusOne } from './one-plus-one.js';
+export { CmaesOptimizer } from './cmaes.js';
+export { cmaConstants, cmaUpdate, decompose, defaultLambda, sampleDirection, whiten, type CmaConstants, type CmaMoments } from './cmaes-math.js';
 export { DEFAULT_PENALTY, DEFAULT_POP_SIZE, DEFAULT_R, OLMP_RELEASED_SIGMA0, resolveOptions } from './options.js';
 
 /** Creates optimiser `name`; invalid options throw a one-line UsageError. */
@@ -53,6 +56,8 @@ export function createOptimizer(name: OptimizerName, opts: OptimizerOptions): Op
       return new RandomSearch(o);
     case 'one-plus-one':
       return new OnePlusOne(o);
+    case 'cmaes':
+      return new CmaesOptimizer(o);
   }
 }
 
@@ -78,6 +83,8 @@ export function restoreOptimizer(state: OptimizerState): Optimizer {
       return new RandomSearch(o, state);
     case 'one-plus-one':
       return new OnePlusOne(o, state);
+    case 'cmaes':
+      return new CmaesOptimizer(o, state);
   }
 }
 

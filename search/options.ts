@@ -2,6 +2,7 @@ import { UsageError } from '../foundation/errors.js';
 import { checkResult, decodeResult, encodeResult } from './compare.js';
 import type { EvalResult, OptimizerName, OptimizerOptions, ResolvedOptions, ResolvedOptionsJson } from './types.js';
 import { OPTIMIZER_NAMES } from './types.js';
+import { defaultLambda } from './cmaes-math.js';
 
 /** Default population of NCS and of olmp-released (spec §4: N = 10). */
 export const DEFAULT_POP_SIZE = 10;
@@ -70,7 +71,7 @@ export function resolveOptions(name: OptimizerName, opts: OptimizerOptions): Res
   const budget = opts.budget;
   if (!isInt(budget) || budget < 1) throw new UsageError(`${p}: budget must be an integer >= 1, got ${String(budget)}`);
 
-  const popDefault = name === 'one-plus-one' ? 1 : DEFAULT_POP_SIZE;
+  const popDefault = name === 'one-plus-one' ? 1 : name === 'cmaes' ? defaultLambda(n) : DEFAULT_POP_SIZE;
   const popSize = opts.popSize ?? popDefault;
   if (!isInt(popSize) || popSize < 1) throw new UsageError(`${p}: popSize must be an integer >= 1, got ${String(popSize)}`);
   if (name === 'ncs' && popSize < 2) throw new UsageError(`${p}: popSize must be >= 2 (negative correlation needs two search processes), got ${popSize}`);

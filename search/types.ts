@@ -23,9 +23,9 @@ export interface BestPoint {
   result: EvalResult;
 }
 
-export type OptimizerName = 'ncs' | 'olmp-released' | 'random' | 'one-plus-one';
+export type OptimizerName = 'ncs' | 'olmp-released' | 'random' | 'one-plus-one' | 'cmaes';
 
-export const OPTIMIZER_NAMES: readonly OptimizerName[] = ['ncs', 'olmp-released', 'random', 'one-plus-one'];
+export const OPTIMIZER_NAMES: readonly OptimizerName[] = ['ncs', 'olmp-released', 'random', 'one-plus-one', 'cmaes'];
 
 /** A derivative-free minimiser behind an ask/tell interface (in the manner of nevergrad's Optimizer). */
 export interface Optimizer {
@@ -70,11 +70,11 @@ export interface OptimizerOptions {
   stream?: RandomStream;
   /** Evaluation budget (results told; f0 not counted), integer >= 1. */
   budget: number;
-  /** Population / batch size. ncs, olmp-released, random: default 10. one-plus-one: must be 1. */
+  /** Population / batch size. ncs, olmp-released, random: default 10. one-plus-one: must be 1. cmaes: λ, default 4 + ⌊3 ln n⌋. */
   popSize?: number;
   /**
    * Initial Gaussian step size(s), scalar or per dimension. Defaults: ncs (ub-lb)/popSize (NCS-C);
-   * olmp-released 5 (the stepsize the released scripts pass); one-plus-one (ub-lb)/10.
+   * olmp-released 5 (the stepsize the released scripts pass); one-plus-one and cmaes (ub-lb)/10.
    */
   sigma0?: number | number[];
   /** Generations between 1/5-rule updates (ncs, olmp-released). Default popSize. */
@@ -178,11 +178,26 @@ export interface OnePlusOneAlgoState {
   sigma: number[];
 }
 
+export interface CmaesAlgoState {
+  phase: 'init' | 'search';
+  init: InitKind;
+  /** The distribution N(mean, sigma² C) and its evolution paths; null mean until a uniform start is drawn. */
+  mean: number[] | null;
+  sigma: number;
+  C: number[][];
+  pSigma: number[];
+  pc: number[];
+  /** CMA generations done, and planned. */
+  g: number;
+  gmax: number;
+}
+
 export type NcsState = StateCommon<'ncs', NcsAlgoState>;
 export type OlmpReleasedState = StateCommon<'olmp-released', OlmpReleasedAlgoState>;
 export type RandomState = StateCommon<'random', RandomAlgoState>;
 export type OnePlusOneState = StateCommon<'one-plus-one', OnePlusOneAlgoState>;
-export type OptimizerState = NcsState | OlmpReleasedState | RandomState | OnePlusOneState;
+export type CmaesState = StateCommon<'cmaes', CmaesAlgoState>;
+export type OptimizerState = NcsState | OlmpReleasedState | RandomState | OnePlusOneState | CmaesState;
 
 /** What runOptimizer reports after each generation. */
 export interface GenerationInfo {

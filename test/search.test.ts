@@ -25,6 +25,7 @@ import {
   type OptimizerState,
 } from '../search/index.js';
 import { makeBallLinear, makeProblem } from '../search/benchmarks.js';
+import { cmaConstants, cmaUpdate, decompose, defaultLambda, sampleDirection, whiten } from '../search/cmaes-math.js';
 import { median, signTestLess, wilcoxonSignedRankLess } from '../search/stats.js';
 
 const feasible = (fitness: number): EvalResult => ({ fitness, feasible: true, violation: 0 });
@@ -221,7 +222,7 @@ describe('options', () => {
     });
   }
   it('optimiser-specific checks', () => {
-    expect(() => createOptimizer('nope' as OptimizerName, good)).toThrow(/unknown optimizer 'nope' \(expected one of: ncs, olmp-released, random, one-plus-one\)/);
+    expect(() => createOptimizer('nope' as OptimizerName, good)).toThrow(/unknown optimizer 'nope' \(expected one of: ncs, olmp-released, random, one-plus-one, cmaes\)/);
     expect(() => createOptimizer('ncs', { ...good, popSize: 1 })).toThrow(/popSize must be >= 2/);
     expect(() => createOptimizer('one-plus-one', { ...good, popSize: 4 })).toThrow(/popSize must be 1/);
     expect(() => createOptimizer('ncs', { ...good, budget: 19 })).toThrow(/ncs: budget 19 leaves no generation; needs at least 20/);
@@ -454,6 +455,86 @@ describe('NCS-C', () => {
     const best = runOptimizerSync(opt, (xs) => xs.map((x) => p.evaluate(x)))!;
     expect(best.result.feasible).toBe(true);
     expect(best.result.fitness).toBeLessThan(-1.5);
+  });
+});
+
+describe('CMA-ES', () => {
+  it("has the tutorial's constants: λ = 4 + ⌊3 ln n⌋, weights decreasing and summing to 1, μ_eff in [1, μ]", () => {
+    expect([1, 2, 10, 30].map(defaultLambda)).toEqual([4, 6, 10, 14]);
+    for (const n of [1, 3, 10, 30]) {
+      const k = cmaConstants(n, defaultLambda(n));
+      expect(k.mu).toBe(Math.floor(k.lambda / 2));
+      expect(k.weights.reduce((a, w) => a + w, 0)).toBeCloseTo(1, 14);
+      for (let i = 1; i < k.mu; i++) expect(k.weights[i]!).toBeLessThan(k.weights[i - 1]!);
+      expect(k.muEff).toBeGreaterThanOrEqual(1);
+      expect(k.muEff).toBeLessThanOrEqual(k.mu);
+      expect(k.c1 + k.cMu).toBeLessThanOrEqual(1);
+      expect(k.chiN).toBeCloseTo(Math.sqrt(n) * (1 - 1 / (4 * n) + 1 / (21 * n * n)), 14);
+    }
+  });
+
+  it('decomposes C so that B diag(d²) Bᵀ = C, and whiten inverts sampleDirection', () => {
+    const C = [
+      [4, 1, 0.5],
+      [1, 3, 0.2],
+      [0.5, 0.2, 2],
+    ];
+    const { basis, d } = decompose(C);
+    for (let i = 0; i < 3; i++) {
+      for (let j = 0; j < 3; j++) {
+        let v = 0;
+        for (let k = 0; k < 3; k++) v += basis[k]![i]! * d[k]! ** 2 * basis[k]![j]!;
+        expect(v).toBeCloseTo(C[i]![j]!, 10);
+      }
+    }
+    const z = [0.3, -1.2, 0.7];
+    const y = sampleDirection(basis, d, z);
+    // ‖C^(−1/2) y‖ = ‖z‖ (B is orthonormal)
+    expect(Math.hypot(...whiten(basis, d, y))).toBeCloseTo(Math.hypot(...z), 10);
+  });
+
+  it('a generation whose best steps all point one way moves the mean that way and grows C along it', () => {
+    const n = 2;
+    const k = cmaConstants(n, 6);
+    const m = { mean: [0, 0], sigma: 1, C: [[1, 0], [0, 1]], pSigma: [0, 0], pc: [0, 0], g: 0 };
+    const { basis, d } = decompose(m.C);
+    const next = cmaUpdate(m, k, [[1, 0], [1, 0], [1, 0]], basis, d);
+    expect(next.mean[0]).toBeCloseTo(1, 12);
+    expect(next.mean[1]).toBe(0);
+    expect(next.C[0]![0]!).toBeGreaterThan(next.C[1]![1]!);
+    expect(m.mean).toEqual([0, 0]); // the input is not changed
+  });
+
+  it('solves the 10-D sphere and an ill-conditioned ellipsoid (condition 10⁶) far better than random search', () => {
+    const sphere = makeProblem('sphere', 10);
+    const opt = createOptimizer('cmaes', { dimension: 10, bounds: sphere.bounds, seed: 3, budget: 3000, sigma0: 1 });
+    const best = runOptimizerSync(opt, (xs) => xs.map((x) => sphere.evaluate(x)))!;
+    expect(best.result.fitness).toBeLessThan(1e-8);
+    const ellipsoid = (x: number[]) => x.reduce((a, v, i) => a + 10 ** ((6 * i) / 9) * (v - 1) ** 2, 0);
+    const bounds = box(10, -5, 5);
+    const cma = runOptimizerSync(createOptimizer('cmaes', { dimension: 10, bounds, seed: 4, budget: 6000, sigma0: 2 }), (xs) => xs.map((x) => feasible(ellipsoid(x))))!;
+    const rnd = runOptimizerSync(createOptimizer('random', { dimension: 10, bounds, seed: 4, budget: 6000, sigma0: 2 }), (xs) => xs.map((x) => feasible(ellipsoid(x))))!;
+    expect(cma.result.fitness).toBeLessThan(1e-6);
+    expect(rnd.result.fitness).toBeGreaterThan(1);
+  });
+
+  it('solves a constrained problem with a closed-form optimum (min Σx s.t. Σx² ≤ 1), from an infeasible start too', () => {
+    for (const dim of [2, 5]) {
+      const p = makeBallLinear(dim);
+      for (let seed = 1; seed <= 10; seed++) {
+        const opt = createOptimizer('cmaes', { dimension: dim, bounds: p.bounds, seed, budget: 3000, sigma0: 0.3 });
+        const best = runOptimizerSync(opt, (xs) => xs.map((x) => p.evaluate(x)))!;
+        expect(best.result.feasible).toBe(true);
+        expect(best.result.fitness - p.fopt).toBeGreaterThanOrEqual(0);
+        expect(best.result.fitness - p.fopt).toBeLessThan(0.01);
+      }
+    }
+    const p = makeBallLinear(3);
+    const x0 = [2, 2, 2];
+    const opt = createOptimizer('cmaes', { dimension: 3, bounds: p.bounds, x0, f0: p.evaluate(x0), seed: 5, budget: 2000, sigma0: 0.3 });
+    const best = runOptimizerSync(opt, (xs) => xs.map((x) => p.evaluate(x)))!;
+    expect(best.result.feasible).toBe(true);
+    expect(best.result.fitness).toBeLessThan(-1.7);
   });
 });
 

@@ -11,7 +11,7 @@ export const usage = `usage: prunus search --model lenet-300-100|lenet-5|PATH/mo
   --model M                a zoo model (trained first, cached) or a TensorFlow.js LayersModel (model.json, as
                            written by model.save() or tensorflowjs_converter): the network to prune, its own reference
   --seed S                 run seed (default: the published seed, 961449 / 981118; 1 for other models)
-  --optimizer O            ncs | olmp-released | random            (default ncs)
+  --optimizer O            ncs | olmp-released | random | cmaes    (default ncs)
   --evaluation E           stateless (default): every candidate's masks from the search's start state (parallel,
                            order-free) | stateful: each from the previous candidate's, as the released code
   --rng R                  prunus (default) | numpy: numpy's MT19937 seeded [seed], as the released scripts; with

@@ -7,7 +7,7 @@ import { resolveModel } from '../../models/source.js';
 import { UsageError, check, parseNumber } from '../../foundation/errors.js';
 import { TRAIN_ORDERS, type TrainOrder } from '../../foundation/data/datasets.js';
 
-export const OLMP_OPTIMIZERS = ['ncs', 'olmp-released', 'random'] as const;
+export const OLMP_OPTIMIZERS = ['ncs', 'olmp-released', 'random', 'cmaes'] as const;
 export type OlmpOptimizer = (typeof OLMP_OPTIMIZERS)[number];
 export const CONSTRAINTS = ['batch', 'validation'] as const;
 export const RNG_KINDS = ['prunus', 'numpy'] as const;
