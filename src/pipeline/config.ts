@@ -15,6 +15,8 @@ export const EVALUATION_MODES = ['stateless', 'stateful'] as const;
 export type EvaluationMode = (typeof EVALUATION_MODES)[number];
 export type RngKind = (typeof RNG_KINDS)[number];
 export type ConstraintMode = (typeof CONSTRAINTS)[number];
+export const RETRAIN_LR = ['inv', 'cosine'] as const;
+export type RetrainLr = (typeof RETRAIN_LR)[number];
 
 export interface OlmpConfig {
   /** A zoo name, or the path of a TensorFlow.js model.json (the user's trained network, its own reference). */
@@ -76,6 +78,20 @@ export interface OlmpConfig {
   targetCompression: number | null;
   /** Stop pruning once non-zeros fall to this (then retrain). */
   maxParams: number | null;
+  /**
+   * Ends pruning with one more search over all layers at once, at t = pruneUntil, on the masks the schedule's
+   * updates left; its masks are then frozen (absent in older run folders: false).
+   */
+  finalSearch?: boolean;
+  /**
+   * Learning rate while adjusting (masks frozen): 'inv' continues Caffe's schedule; 'cosine' decays from the
+   * schedule's value at the first adjusting iteration to 0 at the last (absent in older run folders: 'inv').
+   */
+  retrainLr?: RetrainLr;
+  /** Distillation weight α from the dense reference's logits while pruning and adjusting (0 = off; absent: 0). */
+  distillAlpha?: number;
+  /** Distillation temperature T (absent: 4). */
+  distillTemperature?: number;
   /** Wall-clock budget in seconds; the run stops in time and keeps the best feasible model so far. */
   timeBudget: number | null;
   batchSize: number;
@@ -135,6 +151,10 @@ export function defaultConfig(model: string, arch: Architecture = resolveModel(m
     limit: {},
     quick: false,
     keepCheckpoints: false,
+    finalSearch: false,
+    retrainLr: 'inv',
+    distillAlpha: 0,
+    distillTemperature: 4,
     ...modelDefaults(model, arch),
   };
 }
@@ -198,6 +218,9 @@ export function validateConfig(c: OlmpConfig, arch: Architecture = resolveModel(
   oneOf('--rng', c.rng, RNG_KINDS);
   if (c.rng === 'numpy') parseNumber('--seed', c.seed, { min: 0, max: 2 ** 32 - 1, integer: true });
   oneOf('--train-order', c.trainOrder, TRAIN_ORDERS);
+  oneOf('--retrain-lr', c.retrainLr ?? 'inv', RETRAIN_LR);
+  parseNumber('--distill', c.distillAlpha ?? 0, { min: 0, max: 1 });
+  parseNumber('--distill-temperature', c.distillTemperature ?? 4, { min: 0, exclusiveMin: true });
   check(
     c.trainOrder !== 'file' || c.constraint === 'batch',
     '--train-order file trains on the validation images too, so it needs --constraint batch (the validation constraint would judge on trained images)',

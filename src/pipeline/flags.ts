@@ -43,6 +43,10 @@ export const SEARCH_FLAGS = {
   'train-order': { type: 'string' },
   rng: { type: 'string' },
   evaluation: { type: 'string' },
+  'final-search': { type: 'boolean' },
+  'retrain-lr': { type: 'string' },
+  distill: { type: 'string' },
+  'distill-temperature': { type: 'string' },
   config: { type: 'string' },
   quick: { type: 'boolean', default: false },
   'keep-checkpoints': { type: 'boolean', default: false },
@@ -105,6 +109,10 @@ export function searchOptionsFromFlags(v: FlagValues, model: string): SearchOpti
   set('trainOrder', v['train-order'] as OlmpConfig['trainOrder'] | undefined);
   set('rng', v.rng as OlmpConfig['rng'] | undefined);
   set('evaluation', v.evaluation as OlmpConfig['evaluation'] | undefined);
+  if (v['final-search'] !== undefined) set('finalSearch', v['final-search'] === true);
+  set('retrainLr', v['retrain-lr'] as OlmpConfig['retrainLr'] | undefined);
+  set('distillAlpha', num('distill'));
+  set('distillTemperature', num('distill-temperature'));
   if (v.quick) opts.quick = true;
   if (v['keep-checkpoints']) opts.keepCheckpoints = true;
   return opts;

@@ -27,7 +27,8 @@ import { loadDataset, type Dataset, type ImageSet } from '../../foundation/data/
 import { restoreStream, type StreamState } from '../../foundation/rng.js';
 import { writeJsonAtomic, appendFile } from '../../foundation/atomic.js';
 import { initBackend, backendRecord, type BackendName } from '../../backends/backend.js';
-import { Trainer, evaluateAccuracy, type TrainerState } from '../train/index.js';
+import { Trainer, evaluateAccuracy, learningRate, type TrainerState, type TrainerOptions } from '../train/index.js';
+
 import { createInProcessEvaluator, createPoolEvaluator, type Evaluator } from '../../evaluators/index.js';
 import { type EvalResult } from '../../search/index.js';
 import { runStream, selectLayers, searchesAt, searchOptimizer, generationRequests } from './schedule.js';
@@ -132,6 +133,8 @@ interface RunState {
   timeUp: boolean;
   /** Loss of the last SGD step (logged at the next log point). */
   lastLoss: number | null;
+  /** First adjusting iteration (null before; absent in older checkpoints). */
+  adjustStart?: number | null;
 }
 
 export interface PipelineHooks {
@@ -205,6 +208,7 @@ async function runLeased(runDir: string, hooks: PipelineHooks, lease: Lease): Pr
     best: null,
     timeUp: false,
     lastLoss: null,
+    adjustStart: null,
   };
   truncateJsonl(eventsPath, st.eventsCount);
   const rng = restoreStream(st.rng);
@@ -253,7 +257,8 @@ async function runLeased(runDir: string, hooks: PipelineHooks, lease: Lease): Pr
     const reference = st.reference!;
 
     // ---- pruning and adjusting --------------------------------------------------------------------------------
-    trainer = st.trainer ? Trainer.restore(arch, st.trainer, data.train) : new Trainer(arch, reference.params, data.train, { solver: { batchSize: cfg.batchSize } });
+    const trainerOpts = retrainingOptions(cfg, st, reference, () => trainer!);
+    trainer = st.trainer ? Trainer.restore(arch, st.trainer, data.train, trainerOpts) : new Trainer(arch, reference.params, data.train, { solver: { batchSize: cfg.batchSize }, ...trainerOpts });
     let masks = st.masks;
     trainer.setMasks(masks);
     const total = cfg.iterations;
@@ -267,7 +272,12 @@ async function runLeased(runDir: string, hooks: PipelineHooks, lease: Lease): Pr
       }
       const pruning = t < cfg.pruneUntil && st.pruningStopped === null;
       if (st.phase === 'pruning' && !pruning) {
+        if (cfg.finalSearch && st.pruningStopped === null) {
+          masks = await searchCrates(t, new Array<boolean>(L).fill(true), trainer.getParams(), masks);
+          trainer.setMasks(masks);
+        }
         st.phase = 'adjusting';
+        st.adjustStart = t;
         emit({ type: 'phase', iteration: t, phase: 'adjusting', reason: st.pruningStopped ?? `t = ${cfg.pruneUntil}` });
       }
       let masksChanged = false;
@@ -444,6 +454,29 @@ async function runLeased(runDir: string, hooks: PipelineHooks, lease: Lease): Pr
     trainer?.dispose();
     await evaluator.close();
   }
+}
+
+/**
+ * The trainer's options for pruning and adjusting: the learning rate while adjusting (cosine decay from the
+ * schedule's value at the first adjusting iteration to 0 after the last) and distillation from the reference.
+ */
+function retrainingOptions(cfg: OlmpConfig, st: RunState, reference: Reference, trainer: () => Trainer): Pick<TrainerOptions, 'lrOverride' | 'distill'> {
+  const opts: Pick<TrainerOptions, 'lrOverride' | 'distill'> = {};
+  if ((cfg.retrainLr ?? 'inv') === 'cosine') {
+    opts.lrOverride = (t) => {
+      const a = st.adjustStart;
+      if (a === null || a === undefined || t < a) return undefined;
+      return cosineDecay(learningRate(trainer().solver, a), t - a, cfg.iterations - a);
+    };
+  }
+  const alpha = cfg.distillAlpha ?? 0;
+  if (alpha > 0) opts.distill = { teacher: reference.params, alpha, temperature: cfg.distillTemperature ?? 4 };
+  return opts;
+}
+
+/** lr0 · (1 + cos(π·k/n))/2: lr0 at k = 0, approaching 0 at k = n. */
+export function cosineDecay(lr0: number, k: number, n: number): number {
+  return n <= 0 ? lr0 : (lr0 * (1 + Math.cos((Math.PI * Math.min(k, n)) / n))) / 2;
 }
 
 /** The run's data. (Run folders from before --train-order or --input-scale have neither: they used the split and 1/256.) */

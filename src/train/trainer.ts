@@ -15,7 +15,7 @@ import type { Architecture, BatchNormOp } from '../../models/graph.js';
 import { prunableOps, weightShape, biasLength, batchNormOps } from '../../models/graph.js';
 import type { ModelParams, LayerMasks } from '../../models/params.js';
 import type { ParamMasks } from '../../models/channels.js';
-import { runGraph, type ModelTensors, type RunOptions } from '../../models/forward.js';
+import { runGraph, toTensors, disposeModelTensors, type ModelTensors, type RunOptions } from '../../models/forward.js';
 import type { ImageSet } from '../../foundation/data/datasets.js';
 import { Rng } from '../../foundation/rng.js';
 import { resolveSolver, learningRate, lrAt, checkSgdConfig, type SolverOptions, type SgdConfig } from './solver.js';
@@ -47,6 +47,20 @@ export interface TrainerOptions {
   startIteration?: number;
   /** Index in the train set of the next image to read; default 0. */
   cursor?: number;
+  /** Replaces the schedule's learning rate of iteration t where it returns a number (e.g. a decay during retraining). */
+  lrOverride?: (t: number) => number | undefined;
+  /** Knowledge distillation from a fixed teacher (see Distillation); only with the default softmax loss. */
+  distill?: Distillation;
+}
+
+/**
+ * Distillation (Hinton et al. 2015): the loss is (1 − α)·CE(labels, z) + α·T²·CE(softmax(z_T/T), z/T), z the
+ * student's logits, z_T the teacher's (the teacher's dense parameters in inference mode, never trained).
+ */
+export interface Distillation {
+  teacher: ModelParams;
+  alpha: number;
+  temperature: number;
 }
 
 /**
@@ -96,6 +110,8 @@ export class Trainer {
   private _iteration: number;
   private _cursor: number;
   private disposed = false;
+  private readonly lrOverride: ((t: number) => number | undefined) | null;
+  private readonly distill: { alpha: number; temperature: number; teacher: ModelTensors } | null;
 
   constructor(arch: Architecture, params: ModelParams, train: ImageSet, opts: TrainerOptions = {}) {
     this.arch = arch;
@@ -116,6 +132,14 @@ export class Trainer {
     if (train.count < 1) throw new Error('the train set is empty');
     this._iteration = opts.startIteration ?? 0;
     this._cursor = opts.cursor ?? 0;
+    this.lrOverride = opts.lrOverride ?? null;
+    const d = opts.distill;
+    if (d) {
+      if (this.loss) throw new Error('distillation needs the default softmax loss');
+      if (!(d.alpha >= 0 && d.alpha <= 1)) throw new Error(`distillation alpha must be in [0, 1], got ${d.alpha}`);
+      if (!(d.temperature > 0) || !Number.isFinite(d.temperature)) throw new Error(`distillation temperature must be > 0, got ${d.temperature}`);
+    }
+    this.distill = d ? { alpha: d.alpha, temperature: d.temperature, teacher: toTensors(arch, d.teacher) } : null;
     if (!Number.isInteger(this._iteration) || this._iteration < 0) throw new Error(`startIteration must be an integer >= 0, got ${this._iteration}`);
     if (!Number.isInteger(this._cursor) || this._cursor < 0 || this._cursor >= train.count) throw new Error(`cursor must be an integer in [0, ${train.count}), got ${this._cursor}`);
     const ops = prunableOps(arch);
@@ -165,10 +189,10 @@ export class Trainer {
   }
 
   /** Rebuilds a trainer from state(): the next steps are bit-identical to those of the trainer that saved it. */
-  static restore(arch: Architecture, state: TrainerState, train: ImageSet): Trainer {
+  static restore(arch: Architecture, state: TrainerState, train: ImageSet, opts: Pick<TrainerOptions, 'lrOverride' | 'distill'> = {}): Trainer {
     if (state.format !== 'prunus-trainer' || state.version !== 1) throw new Error(`not a prunus trainer state (format ${String(state.format)}, version ${String(state.version)})`);
     if (state.arch !== arch.name) throw new Error(`trainer state is for ${state.arch}, not ${arch.name}`);
-    const t = new Trainer(arch, state.params, train, { solver: state.solver, startIteration: state.iteration, cursor: state.cursor % train.count });
+    const t = new Trainer(arch, state.params, train, { ...opts, solver: state.solver, startIteration: state.iteration, cursor: state.cursor % train.count });
     t.setMomentum(state.momentum);
     t.setMasks(state.masks);
     t.setGates(state.gates ?? null);
@@ -185,8 +209,10 @@ export class Trainer {
     return this._cursor;
   }
 
-  /** Learning rate of iteration t (Caffe's "inv" policy, or the SGD recipe's schedule). */
+  /** Learning rate of iteration t (Caffe's "inv" policy, or the SGD recipe's schedule, unless overridden). */
   lr(t: number = this._iteration): number {
+    const o = this.lrOverride?.(t);
+    if (o !== undefined) return o;
     return this.sgd ? lrAt(this.sgd, t) : learningRate(this.solver, t);
   }
 
@@ -301,6 +327,8 @@ export class Trainer {
       const nB = bnArgs.length;
       // Zero-length arrays (the bias of a layer without one) are passed through, not differentiated: nothing reads them.
       const all = [...eff, ...bnArgs, ...this.extras.map((e) => e.value as tf.Tensor)];
+      const d = this.distill;
+      const soft = d ? tf.softmax(tf.div(runGraph(this.arch, d.teacher, x, { mode: 'infer' }), d.temperature)) : null;
       const live = all.flatMap((t, i) => (t.size > 0 ? [i] : []));
       const f = (...xs: tf.Tensor[]): tf.Scalar => {
         const args = all.slice();
@@ -308,6 +336,11 @@ export class Trainer {
         const t = this.modelTensors(args.slice(0, nL), args.slice(nL, nL + nB));
         if (this.loss) return this.loss(t, x, y, onBatchNormStats, args.slice(nL + nB));
         const logits = runGraph(this.arch, t, x, { mode: 'train', gates: this.gateTensors, dropoutSeed: this._iteration, onBatchNormStats });
+        if (d && soft) {
+          const hard = tf.losses.softmaxCrossEntropy(y, logits, undefined, undefined, tf.Reduction.MEAN);
+          const distilled = tf.losses.softmaxCrossEntropy(soft, tf.div(logits, d.temperature), undefined, undefined, tf.Reduction.MEAN);
+          return tf.add(tf.mul(hard, 1 - d.alpha), tf.mul(distilled, d.alpha * d.temperature * d.temperature)) as tf.Scalar;
+        }
         // Caffe's softmax loss is the batch mean; the SGD recipes use tfjs's default reduction (sum / batch size).
         return (this.sgd ? tf.losses.softmaxCrossEntropy(y, logits) : tf.losses.softmaxCrossEntropy(y, logits, undefined, undefined, tf.Reduction.MEAN)) as tf.Scalar;
       };
@@ -406,6 +439,7 @@ export class Trainer {
     tf.dispose(this.heldMasks);
     if (this.maskTensors) for (const m of this.maskTensors) tf.dispose([m.weight, m.bias]);
     if (this.gateTensors) for (const g of this.gateTensors) if (g) g.dispose();
+    if (this.distill) disposeModelTensors(this.distill.teacher);
     this.maskTensors = null;
     this.gateTensors = null;
   }
