@@ -12,9 +12,11 @@ import type { Architecture } from '../models/graph.js';
 import { initParams, cloneParams, type ModelParams } from '../models/params.js';
 import type { ImageSet } from '../foundation/data/datasets.js';
 import { Rng } from '../foundation/rng.js';
+import { randomSet } from './random-data.js';
 import { Trainer } from '../src/train/index.js';
 import { cosineDecay } from '../src/pipeline/olmp.js';
-import { search, resume } from '../src/pipeline/run.js';
+import { search, resume, resolveConfig } from '../src/pipeline/run.js';
+import { searchSchedule } from '../src/pipeline/schedule.js';
 import { StoppedError } from '../foundation/errors.js';
 import { runCli, repoRoot, lines } from './run-cli.js';
 
@@ -32,13 +34,6 @@ function mlp(): Architecture {
   };
 }
 
-function randomSet(rng: Rng, count: number): ImageSet {
-  const images = new Float32Array(count * 16);
-  for (let i = 0; i < images.length; i++) images[i] = rng.uniform();
-  const labels = new Uint8Array(count);
-  for (let i = 0; i < count; i++) labels[i] = rng.int(3);
-  return { images, labels, count, shape: [4, 4, 1] };
-}
 
 describe('cosine decay', () => {
   it('starts at lr0, halves at the middle, ends at 0 and never rises', () => {
@@ -50,6 +45,18 @@ describe('cosine decay', () => {
   });
 });
 
+describe('--search-all-layers', () => {
+  it('searches all layers at every search period; without it, only where two or more layers were drawn', () => {
+    const base = resolveConfig({ model: 'lenet-300-100', seed: 1, pruneUntil: 15000, searchBudget: 20 });
+    const olmp = searchSchedule(base);
+    const all = searchSchedule({ ...base, searchAllLayers: true });
+    expect(all.map((s) => s.iteration)).toEqual(Array.from({ length: 15 }, (_, i) => i * 1000));
+    for (const s of all) expect(s.layers).toEqual([0, 1, 2]);
+    expect(olmp.length).toBeLessThan(15); // seed 1 draws two or more layers at only a few multiples of 1,000
+    expect(olmp.some((s) => s.layers.length < 3)).toBe(true);
+  });
+});
+
 describe('trainer: lr override and distillation', () => {
   const arch = mlp();
   let params: ModelParams;
@@ -58,7 +65,7 @@ describe('trainer: lr override and distillation', () => {
     expect((await initBackend('wasm')).name).toBe('wasm');
     const rng = new Rng('recipe');
     params = initParams(arch, rng);
-    train = randomSet(rng, 64);
+    train = randomSet(rng, 64, [4, 4, 1], 3);
   });
 
   it('an override of the learning rate is what the step uses (0 leaves the weights as they were)', () => {
@@ -145,12 +152,15 @@ describe('prunus reproduce --recipe', () => {
 
   it('--recipe prunus sets its levers (explicit flags win), runs, and names itself in the table', async () => {
     const out = join(root, 'run');
-    const r = await runCli(['reproduce', 'lenet-300-100', '--recipe', 'prunus', '--distill', '0.25', '--quick', '--out', out, '--json'], { cwd: repoRoot, env });
+    const r = await runCli(['reproduce', 'lenet-300-100', '--recipe', 'prunus', '--retrain-lr', 'inv', '--quick', '--out', out, '--json'], { cwd: repoRoot, env });
     expect(r.code, r.stderr).toBe(0);
     const report = JSON.parse(r.stdout);
     expect(report.reproduction.at(-1).method).toMatch(/^prunus recipe \(ncs, batch, quick\)$/);
     const cfg = JSON.parse(readFileSync(join(out, 'config.json'), 'utf8'));
-    expect(cfg.options).toMatchObject({ constraint: 'batch', finalSearch: true, retrainLr: 'cosine', distillAlpha: 0.25 });
+    expect(cfg.options).toMatchObject({ constraint: 'batch', retrainLr: 'inv' });
+    const plain = await runCli(['reproduce', 'lenet-300-100', '--recipe', 'prunus', '--quick', '--out', join(root, 'run2'), '--json'], { cwd: repoRoot, env });
+    expect(plain.code, plain.stderr).toBe(0);
+    expect(JSON.parse(readFileSync(join(root, 'run2', 'config.json'), 'utf8')).options).toMatchObject({ constraint: 'batch', retrainLr: 'cosine' });
   }, 240_000);
 
   it('refuses an unknown recipe and --recipe prunus with --as-released in one line, exit 2', async () => {

@@ -12,6 +12,7 @@ import { initParams, onesMasks, cloneParams, type ModelParams, type LayerMasks }
 import { toTensors, disposeModelTensors, forward, runGraph } from '../models/forward.js';
 import { loadDataset, head, type ImageSet } from '../foundation/data/datasets.js';
 import { Rng } from '../foundation/rng.js';
+import { randomSet } from './random-data.js';
 import { Trainer, evaluateAccuracy, learningRate, resolveSolver, DEFAULT_SOLVER, type TrainerState } from '../src/train/index.js';
 
 /** 4 inputs (2x2x1) → 3 ReLU → 2: small enough to compute by hand. */
@@ -29,14 +30,6 @@ function tinyMlp(): Architecture {
   };
 }
 
-function randomSet(rng: Rng, count: number, shape: [number, number, number], classes: number): ImageSet {
-  const per = shape[0] * shape[1] * shape[2];
-  const images = new Float32Array(count * per);
-  for (let i = 0; i < images.length; i++) images[i] = rng.uniform();
-  const labels = new Uint8Array(count);
-  for (let i = 0; i < count; i++) labels[i] = rng.int(classes);
-  return { images, labels, count, shape };
-}
 
 function randomParams(arch: Architecture, rng: Rng): ModelParams {
   const p = initParams(arch, rng);

@@ -31,9 +31,8 @@ Any 'prunus search' option applies (e.g. --optimizer, --constraint, --max-acc-dr
                olmp-released), constraint (--constraint batch) and stateful candidate evaluation
                (--evaluation stateful). Flags given explicitly still win.
 --recipe       olmp (default): OLMP's schedule and retraining as the spec gives them. prunus: prunus's own recipe,
-               OLMP's schedule with a last search over all layers at t = 15,000 whose masks are then frozen
-               (--final-search), a cosine decay of the learning rate to 0 while retraining (--retrain-lr cosine)
-               and distillation from the reference's logits (--distill 0.5), on the batch constraint.
+               OLMP's schedule on the batch constraint with a cosine decay of the learning rate to 0 while
+               retraining (--retrain-lr cosine); docs/recipe.md has what else was tried.
 --authors-reference
                start from the OLMP authors' reference (the fixtures' <model>-reference) rather than prunus's.`;
 

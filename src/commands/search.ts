@@ -22,9 +22,10 @@ export const usage = `usage: prunus search --model lenet-300-100|lenet-5|PATH/mo
   --target-compression X   stop pruning once compression reaches X, then retrain
   --max-params N           stop pruning once non-zeros fall to N, then retrain
   --time-budget T          stop in time (90, 90s, 15m, 2h) and keep the best feasible model so far
+  --search-all-layers      every --search-period, search all layers' crates (not only the randomly selected ones)
   --final-search           end pruning with one more search over all layers at --prune-until; its masks are frozen
   --retrain-lr L           inv (default): Caffe's schedule throughout | cosine: decay to 0 while retraining
-  --distill A              distil from the reference's logits with weight A in [0, 1] (default 0 = off)
+  --distill A              while retraining, distil from the reference's logits with weight A in [0, 1] (default 0)
   --distill-temperature T  (default 4)
   --reference DIR          a trained reference model (default: train one, cached under results/references/)
   --reference-iterations N (default 10000)

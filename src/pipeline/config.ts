@@ -79,6 +79,11 @@ export interface OlmpConfig {
   /** Stop pruning once non-zeros fall to this (then retrain). */
   maxParams: number | null;
   /**
+   * Every search period's search covers all layers (their masks updated at their crates first) instead of the
+   * randomly selected ones, and no search is skipped for too few selected layers (absent in older run folders: false).
+   */
+  searchAllLayers?: boolean;
+  /**
    * Ends pruning with one more search over all layers at once, at t = pruneUntil, on the masks the schedule's
    * updates left; its masks are then frozen (absent in older run folders: false).
    */
@@ -88,7 +93,7 @@ export interface OlmpConfig {
    * schedule's value at the first adjusting iteration to 0 at the last (absent in older run folders: 'inv').
    */
   retrainLr?: RetrainLr;
-  /** Distillation weight α from the dense reference's logits while pruning and adjusting (0 = off; absent: 0). */
+  /** Distillation weight α from the dense reference's logits while adjusting (0 = off; absent: 0). */
   distillAlpha?: number;
   /** Distillation temperature T (absent: 4). */
   distillTemperature?: number;
@@ -152,6 +157,7 @@ export function defaultConfig(model: string, arch: Architecture = resolveModel(m
     quick: false,
     keepCheckpoints: false,
     finalSearch: false,
+    searchAllLayers: false,
     retrainLr: 'inv',
     distillAlpha: 0,
     distillTemperature: 4,

@@ -44,6 +44,7 @@ export const SEARCH_FLAGS = {
   rng: { type: 'string' },
   evaluation: { type: 'string' },
   'final-search': { type: 'boolean' },
+  'search-all-layers': { type: 'boolean' },
   'retrain-lr': { type: 'string' },
   distill: { type: 'string' },
   'distill-temperature': { type: 'string' },
@@ -109,6 +110,7 @@ export function searchOptionsFromFlags(v: FlagValues, model: string): SearchOpti
   set('trainOrder', v['train-order'] as OlmpConfig['trainOrder'] | undefined);
   set('rng', v.rng as OlmpConfig['rng'] | undefined);
   set('evaluation', v.evaluation as OlmpConfig['evaluation'] | undefined);
+  if (v['search-all-layers'] !== undefined) set('searchAllLayers', v['search-all-layers'] === true);
   if (v['final-search'] !== undefined) set('finalSearch', v['final-search'] === true);
   set('retrainLr', v['retrain-lr'] as OlmpConfig['retrainLr'] | undefined);
   set('distillAlpha', num('distill'));

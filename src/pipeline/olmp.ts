@@ -31,7 +31,7 @@ import { Trainer, evaluateAccuracy, learningRate, type TrainerState, type Traine
 
 import { createInProcessEvaluator, createPoolEvaluator, type Evaluator } from '../../evaluators/index.js';
 import { type EvalResult } from '../../search/index.js';
-import { runStream, selectLayers, searchesAt, searchOptimizer, generationRequests } from './schedule.js';
+import { runStream, layersAt, searchesAt, searchOptimizer, generationRequests } from './schedule.js';
 import { obtainReference, type Reference, type ReferenceContext } from './reference.js';
 import { BackendMismatchError, StoppedError, UsageError } from '../../foundation/errors.js';
 
@@ -278,11 +278,17 @@ async function runLeased(runDir: string, hooks: PipelineHooks, lease: Lease): Pr
         }
         st.phase = 'adjusting';
         st.adjustStart = t;
+        // Distillation acts while adjusting only: the trainer is rebuilt from its exact state with it.
+        if ((cfg.distillAlpha ?? 0) > 0) {
+          const s = trainer.state();
+          trainer.dispose();
+          trainer = Trainer.restore(arch, s, data.train, retrainingOptions(cfg, st, reference, () => trainer!));
+        }
         emit({ type: 'phase', iteration: t, phase: 'adjusting', reason: st.pruningStopped ?? `t = ${cfg.pruneUntil}` });
       }
       let masksChanged = false;
       if (pruning) {
-        const selected = selectLayers(cfg.gamma, t, rng);
+        const selected = layersAt(cfg, t, rng);
         if (cfg.sigmaDivideAt.includes(t)) st.sigma0 /= 10;
         if (t % cfg.logPeriod === 0) logNow(t);
         if (selected.some((s) => s)) {
@@ -458,7 +464,8 @@ async function runLeased(runDir: string, hooks: PipelineHooks, lease: Lease): Pr
 
 /**
  * The trainer's options for pruning and adjusting: the learning rate while adjusting (cosine decay from the
- * schedule's value at the first adjusting iteration to 0 after the last) and distillation from the reference.
+ * schedule's value at the first adjusting iteration to 0 after the last) and, while adjusting, distillation from
+ * the reference (during pruning it would pull the pruned weights back up and stall the crates at their bound).
  */
 function retrainingOptions(cfg: OlmpConfig, st: RunState, reference: Reference, trainer: () => Trainer): Pick<TrainerOptions, 'lrOverride' | 'distill'> {
   const opts: Pick<TrainerOptions, 'lrOverride' | 'distill'> = {};
@@ -470,7 +477,7 @@ function retrainingOptions(cfg: OlmpConfig, st: RunState, reference: Reference, 
     };
   }
   const alpha = cfg.distillAlpha ?? 0;
-  if (alpha > 0) opts.distill = { teacher: reference.params, alpha, temperature: cfg.distillTemperature ?? 4 };
+  if (alpha > 0 && st.phase === 'adjusting') opts.distill = { teacher: reference.params, alpha, temperature: cfg.distillTemperature ?? 4 };
   return opts;
 }
 

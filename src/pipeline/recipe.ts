@@ -1,6 +1,6 @@
 /**
- * Named recipes: 'olmp' is the spec's pipeline as configured; 'prunus' adds the retraining levers that
- * docs/recipe.md measured (each one a search option of its own).
+ * Named recipes: 'olmp' is the spec's pipeline as configured; 'prunus' is OLMP's with the levers that
+ * docs/recipe.md measured to help (each one a search option of its own; the others it tried are off).
  */
 import type { SearchOptions } from './run.js';
 
@@ -10,9 +10,7 @@ export type Recipe = (typeof RECIPES)[number];
 /** What --recipe prunus sets, each with the flag that overrides it. */
 export const PRUNUS_RECIPE: { key: keyof SearchOptions; flag: string; value: unknown }[] = [
   { key: 'constraint', flag: 'constraint', value: 'batch' },
-  { key: 'finalSearch', flag: 'final-search', value: true },
   { key: 'retrainLr', flag: 'retrain-lr', value: 'cosine' },
-  { key: 'distillAlpha', flag: 'distill', value: 0.5 },
 ];
 
 /** Applies --recipe prunus to options parsed from flags `v`: each setting unless its flag was given. */

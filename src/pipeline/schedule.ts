@@ -22,9 +22,22 @@ export function selectLayers(gamma: readonly number[], t: number, rng: RandomStr
   return gamma.map((g) => 1 / (1 + g * t) > rng.uniform());
 }
 
-/** A search runs at t when t is a multiple of the search period and at least two layers are selected. */
-export function searchesAt(cfg: Pick<OlmpConfig, 'searchPeriod'>, t: number, selected: readonly boolean[]): boolean {
-  return t % cfg.searchPeriod === 0 && selected.filter(Boolean).length >= 2;
+/**
+ * A search runs at t when t is a multiple of the search period and at least two layers are selected (OLMP), or, with
+ * searchAllLayers, at every multiple of the period (the caller then selects every layer).
+ */
+export function searchesAt(cfg: Pick<OlmpConfig, 'searchPeriod' | 'searchAllLayers'>, t: number, selected: readonly boolean[]): boolean {
+  if (t % cfg.searchPeriod !== 0) return false;
+  return cfg.searchAllLayers === true || selected.filter(Boolean).length >= 2;
+}
+
+/**
+ * The layers whose masks are updated at t: the random selection (drawn whatever the mode, so the stream is the same),
+ * or every layer at a search iteration with searchAllLayers.
+ */
+export function layersAt(cfg: Pick<OlmpConfig, 'gamma' | 'searchPeriod' | 'searchAllLayers'>, t: number, rng: RandomStream): boolean[] {
+  const selected = selectLayers(cfg.gamma, t, rng);
+  return cfg.searchAllLayers === true && t % cfg.searchPeriod === 0 ? selected.map(() => true) : selected;
 }
 
 /**
@@ -58,7 +71,7 @@ export function searchSchedule(cfg: OlmpConfig): { iteration: number; layers: nu
   let sigma0 = cfg.sigma0;
   const placeholder: EvalResult = { fitness: 1, feasible: true, violation: 0 };
   for (let t = 0; t < cfg.pruneUntil; t++) {
-    const selected = selectLayers(cfg.gamma, t, rng);
+    const selected = layersAt(cfg, t, rng);
     if (cfg.sigmaDivideAt.includes(t)) sigma0 /= 10;
     if (!searchesAt(cfg, t, selected)) continue;
     const sel = selected.flatMap((s, k) => (s ? [k] : []));
