@@ -112,7 +112,7 @@ describe('sweep files', () => {
     [{ name: 'x', grid: { model: ['lenet-5'], seed: 3 } }, /^sweep\.json: grid\.seed must be an array of integers \(non-empty\), got 3$/],
     [{ name: 'x', base: { model: 'lenet-5' }, grid: { seed: [1.5] } }, /grid\.seed must be an array of integers/],
     [{ name: 'x', grid: { model: ['lenet-7'] } }, /^sweep\.json: grid\.model must be an array of lenet-300-100 \| lenet-5, but item 0 is 'lenet-7'$/],
-    [{ name: 'x', base: { model: 'lenet-5', optimizer: 'ga' }, grid: { seed: [1] } }, /^sweep\.json: base\.optimizer must be one of ncs, olmp-released, random, got 'ga'$/],
+    [{ name: 'x', base: { model: 'lenet-5', optimizer: 'ga' }, grid: { seed: [1] } }, /^sweep\.json: base\.optimizer must be one of ncs, olmp-released, random, cmaes, got 'ga'$/],
     [{ name: 'x', base: { model: 'lenet-5', rng: 'mt' }, grid: { seed: [1] } }, /^sweep\.json: base\.rng must be one of prunus, numpy, got 'mt'$/],
     [{ name: 'x', base: { model: 'lenet-5' }, grid: { evaluation: ['stateful', 'lazy'] } }, /grid\.evaluation must be an array of stateless \| stateful, but item 1 is 'lazy'/],
     [{ name: 'x', base: { model: 'lenet-5', out: 'x' }, grid: { seed: [1] } }, /^sweep\.json: base\.out is set by the sweep/],
