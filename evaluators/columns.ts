@@ -20,7 +20,8 @@
  * and conv kernels clear them); here they are flagged as not computed and every reader skips them.
  */
 import type { ConvTaps, DenseCsr, JsStep, PoolPlan, Shape3 } from './sparse.js';
-import { denseColumns, finishRows, initRows, windowMax } from './sparse.js';
+import { denseColumns, finishRows, initRows } from './sparse.js';
+import { windowMax } from './sparse-layers.js';
 import type { ColumnKernels } from './simd.js';
 
 /** Images per chunk (measured: see evaluators/README.md). */

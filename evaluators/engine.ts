@@ -4,71 +4,37 @@
  *
  * Each prunable layer runs on one of two paths:
  *  - dense: tfjs fused conv2d / matMul on masked weights uploaded as tensors (models/forward.ts), whole batches;
- *  - sparse: compiled CSR kernels in plain JS (sparse.ts), float64; one image at a time, except segments made only of
+ *  - sparse: compiled CSR kernels in plain JS (sparse.ts, sparse-conv.ts, sparse-layers.ts), float64; one image at a time, except segments made only of
  *    fully-connected steps, which run a batch at a time on the unit-major column kernels (same results, bit for bit).
  * Consecutive ops on the same path form a segment; activations cross between segments as float32 batches, so a
  * fully sparse or fully dense network never leaves its path. Non-prunable ops (flatten, maxpool, batchnorm) run
  * on the path of the op before them.
  */
 import * as tf from '@tensorflow/tfjs';
-import { weightShape, type Architecture, type Op, type PrunableOp } from '../models/graph.js';
-import { layerStats, walkGraph, type NodeInfo } from '../models/walk.js';
+import { weightShape, type PrunableOp } from '../models/graph.js';
+import { walkGraph } from '../models/walk.js';
 import type { LayerMasks } from '../models/params.js';
 import { sizeReport } from '../models/params.js';
 import { runGraph, countCorrect, type ModelTensors } from '../models/forward.js';
-import { UsageError } from '../foundation/errors.js';
 import {
-  compileSparseConv,
   compileSparseDense,
-  compileMaxPool,
-  compileBatchNorm,
   compactNonZero,
-  argmax64,
   initRows,
   finishRows,
   denseColumns,
   denseColumnsCsc,
   type DenseCsr,
   type JsStep,
-  type Live,
   type Shape3,
 } from './sparse.js';
 import type { EvaluationContext, PathMode } from './types.js';
 import { CONV_COLUMN_CHUNK, convColumnPlan, runConvColumns, type ConvColumnPlan } from './columns.js';
 import { columnKernels } from './simd.js';
-
-/**
- * Per-layer path rule under 'auto':
- *  - a layer runs sparse when its weight density (kept mask entries / weights) is at most
- *    SPARSE_CROSSOVER[kind].base × inputDensity^−exponent, where inputDensity is the fraction of non-zero values it
- *    reads: measured on the evaluation images for a layer that reads the network input, 1 for hidden layers (the
- *    sparse kernels skip zero inputs, so a sparse input moves the crossover up);
- *  - a small hidden layer (≤ SMALL_LAYER_MACS multiply-adds per image) stays on the path of the layer before it:
- *    it costs a few ms either way, and switching paths costs a transfer.
- *
- * The constants come from `npm run bench -- eval --crossover-layers` (each layer alone on its real input activations)
- * and `--crossover` (whole networks), sparse against dense CPU time per candidate; the measurements are in
- * evaluators/README.md. Fully-connected: 0.02 / inputDensity. Conv: 0.15 / inputDensity, a little below the
- * crossovers measured with the batched conv column kernels (columns.ts), where the two paths are close.
- * Depthwise convolutions and ops without sparse kernels always run dense.
- */
-export const SPARSE_CROSSOVER: Readonly<Record<SparseKind, { base: number; exponent: number }>> = {
-  dense: { base: 0.02, exponent: 1 },
-  conv2d: { base: 0.15, exponent: 1 },
-};
-
-/** The prunable ops with sparse kernels. */
-export type SparseKind = 'dense' | 'conv2d';
-
-/** Hidden layers at or below this many dense multiply-adds per image follow the previous layer's path. */
-export const SMALL_LAYER_MACS = 50_000;
-
-/** Weight density at or below which a layer of this kind, reading inputs of this density, runs sparse under 'auto'. */
-export function crossoverDensity(kind: PrunableOp['type'], inputDensity = 1): number {
-  if (kind === 'depthwise') return 0;
-  const c = SPARSE_CROSSOVER[kind];
-  return Math.min(1, c.base * Math.pow(Math.min(1, Math.max(inputDensity, 1e-3)), -c.exponent));
-}
+import { compileSparseConv } from './sparse-conv.js';
+import { compileMaxPool, compileBatchNorm, argmax64 } from './sparse-layers.js';
+import { choosePaths, type LayerPath } from './paths.js';
+import { liveness } from './liveness.js';
+import { imageCsr, imageCsc, imageDensity, type ImageCsr, type ImageCsc } from './image-encoding.js';
 
 export interface EngineOptions {
   /** Path mode, or a path per prunable layer. */
@@ -93,7 +59,6 @@ export interface EngineOptions {
   columnChunk?: number;
 }
 
-export type LayerPath = 'sparse' | 'dense';
 
 export interface RawEvaluation {
   correct: number;
@@ -109,274 +74,6 @@ export interface RawEvaluation {
   columnSegments: number;
 }
 
-/**
- * Why the sparse path cannot run this network, or null when it can: it runs plain chains of dense and conv2d layers
- * (linear or ReLU), valid max pooling, flatten, batchnorm (linear or ReLU) and dropout (identity); anything else
- * (merges, other activations and ops) runs on the dense path.
- */
-export function sparseUnsupported(arch: Architecture): string | null {
-  const w = walkGraph(arch);
-  if (!w.chain) return 'the network is not a plain chain of ops';
-  const bad = w.nodes.find((n) => !sparseStep(n.op));
-  return bad ? `${bad.label} has no sparse kernel` : null;
-}
-
-function sparseStep(op: Op): boolean {
-  switch (op.type) {
-    case 'dense':
-    case 'conv2d':
-    case 'batchnorm':
-      return op.activation === 'linear' || op.activation === 'relu';
-    case 'maxpool':
-      return (op.padding ?? 'valid') === 'valid';
-    case 'flatten':
-    case 'dropout':
-      return true;
-    default:
-      return false;
-  }
-}
-
-/** Per-prunable-layer path for these masks. */
-export function choosePaths(
-  arch: Architecture,
-  masks: readonly LayerMasks[],
-  mode: PathMode | readonly LayerPath[],
-  nonZeroWeights?: readonly number[],
-  /** Fraction of non-zero input pixels (default 1); applies to a first prunable layer that reads the input. */
-  inputDensity = 1,
-): LayerPath[] {
-  const stats = layerStats(arch);
-  const unsupported = sparseUnsupported(arch);
-  if (unsupported !== null) {
-    if (mode === 'sparse' || (typeof mode !== 'string' && mode.includes('sparse'))) throw new UsageError(`evaluator: the sparse path cannot run ${arch.name}: ${unsupported}`);
-    return stats.map(() => 'dense');
-  }
-  const firstOp = arch.ops.findIndex((o) => o.type === 'conv2d' || o.type === 'dense');
-  const readsInput = arch.ops.slice(0, firstOp).every((o) => o.type === 'flatten' || o.type === 'dropout');
-  const out: LayerPath[] = [];
-  stats.forEach((s, k) => {
-    out.push(pick(s, k));
-  });
-  return out;
-  function pick(s: (typeof stats)[number], k: number): LayerPath {
-    if (typeof mode !== 'string') return mode[k]!;
-    if (mode !== 'auto') return mode;
-    if (k > 0 && s.macs <= SMALL_LAYER_MACS) return out[k - 1]!;
-    let n = nonZeroWeights?.[k];
-    if (n === undefined) {
-      const m = masks[k]!.weight;
-      n = 0;
-      for (let i = 0; i < m.length; i++) n += m[i]!;
-    }
-    return n / s.weights <= crossoverDensity(s.kind, k === 0 && readsInput ? inputDensity : 1) ? 'sparse' : 'dense';
-  }
-}
-
-/**
- * Structural liveness per op, from the masks alone (exact for every input): `zeroIn` marks input channels (units
- * when flat) that are identically zero — no kept weight from a non-zero input reaches them and their bias is off —
- * and `neededOut` marks output channels that some kept weight downstream reads. Batchnorm ends zero-propagation.
- */
-function liveness(ctx: EvaluationContext, masks: readonly LayerMasks[], infos: readonly NodeInfo[]): Live[] {
-  const out: Live[] = [];
-  let zero: Uint8Array = new Uint8Array(infos[0]!.inShape[2]);
-  for (const inf of infos) {
-    const zeroIn = zero;
-    const C = inf.inShape[2];
-    const Co = inf.outShape[2];
-    let next: Uint8Array;
-    switch (inf.op.type) {
-      case 'conv2d':
-      case 'dense': {
-        const l = ctx.params.layers[inf.layer]!;
-        const m = masks[inf.layer]!;
-        const w = l.weight;
-        const mw = m.weight;
-        next = new Uint8Array(Co);
-        for (let o = 0; o < Co; o++) next[o] = m.bias[o] && l.bias[o] !== 0 ? 0 : 1;
-        const rows = w.length / Co;
-        for (let r = 0, ci = 0; r < rows; r++) {
-          // dense: input unit r; conv: row r = (ky*K + kx)*C + ci
-          const c = inf.op.type === 'dense' ? r : ci;
-          if (++ci === C) ci = 0;
-          if (zeroIn[c]) continue;
-          const base = r * Co;
-          for (let o = 0; o < Co; o++) if (mw[base + o] !== 0 && w[base + o] !== 0) next[o] = 0;
-        }
-        break;
-      }
-      case 'maxpool':
-      case 'dropout':
-        next = zeroIn;
-        break;
-      case 'flatten':
-        next = new Uint8Array(Co);
-        for (let u = 0, c = 0; u < Co; u++) {
-          next[u] = zeroIn[c]!;
-          if (++c === C) c = 0;
-        }
-        break;
-      default:
-        // batchnorm: its shift makes zero inputs non-zero.
-        next = new Uint8Array(Co);
-        break;
-    }
-    out.push({ zeroIn, neededOut: new Uint8Array(0) });
-    zero = next;
-  }
-  let needed: Uint8Array = new Uint8Array(infos[infos.length - 1]!.outShape[2]).fill(1);
-  for (let j = infos.length - 1; j >= 0; j--) {
-    const inf = infos[j]!;
-    const live = out[j]!;
-    live.neededOut = needed;
-    const C = inf.inShape[2];
-    const Co = inf.outShape[2];
-    let prev: Uint8Array;
-    switch (inf.op.type) {
-      case 'conv2d':
-      case 'dense': {
-        const w = ctx.params.layers[inf.layer]!.weight;
-        const mw = masks[inf.layer]!.weight;
-        prev = new Uint8Array(C);
-        const rows = w.length / Co;
-        for (let r = 0, ci = 0; r < rows; r++) {
-          const c = inf.op.type === 'dense' ? r : ci;
-          if (++ci === C) ci = 0;
-          if (prev[c] || live.zeroIn[c]) continue;
-          const base = r * Co;
-          for (let o = 0; o < Co; o++) {
-            if (needed[o] && mw[base + o] !== 0 && w[base + o] !== 0) {
-              prev[c] = 1;
-              break;
-            }
-          }
-        }
-        break;
-      }
-      case 'flatten':
-        prev = new Uint8Array(C);
-        for (let u = 0, c = 0; u < Co; u++) {
-          if (needed[u]) prev[c] = 1;
-          if (++c === C) c = 0;
-        }
-        break;
-      default:
-        prev = needed;
-    }
-    needed = prev;
-  }
-  return out;
-}
-
-/**
- * The evaluation images in sparse form (per image: indices and values of the non-zero pixels), built once per
- * images array. A JS segment that reads the network input scatters these into an all-zero buffer instead of
- * copying and scanning every pixel.
- */
-interface ImageCsr {
-  ptr: Int32Array;
-  idx: Int32Array;
-  val: Float64Array;
-}
-const csrMemo = new WeakMap<Float32Array, ImageCsr>();
-function imageCsr(images: Float32Array, count: number, per: number): ImageCsr {
-  // Keyed by the images array: the evaluators hand the engine private copies that never change.
-  let c = csrMemo.get(images);
-  if (!c || c.ptr.length !== count + 1) {
-    let nnz = 0;
-    for (let i = 0; i < count * per; i++) if (images[i] !== 0) nnz++;
-    const ptr = new Int32Array(count + 1);
-    const idx = new Int32Array(nnz);
-    const val = new Float64Array(nnz);
-    let p = 0;
-    for (let j = 0; j < count; j++) {
-      ptr[j] = p;
-      const off = j * per;
-      for (let i = 0; i < per; i++) {
-        const v = images[off + i]!;
-        if (v !== 0) {
-          idx[p] = i;
-          val[p] = v;
-          p++;
-        }
-      }
-    }
-    ptr[count] = p;
-    c = { ptr, idx, val };
-    csrMemo.set(images, c);
-  }
-  return c;
-}
-
-/**
- * The evaluation images pixel-major per batch of B (CSC): for batch k (images kB .. kB+B) and pixel i, the images
- * of the batch where pixel i is non-zero are img[p] (index within the batch, increasing) with value val[p], p in
- * ptr[k(per+1)+i] .. ptr[k(per+1)+i+1]. Built once per images array and batch size, from the image CSR.
- */
-interface ImageCsc {
-  batch: number;
-  count: number;
-  ptr: Int32Array;
-  img: Int32Array;
-  val: Float64Array;
-}
-const cscMemo = new WeakMap<Float32Array, ImageCsc>();
-function imageCsc(images: Float32Array, count: number, per: number, B: number): ImageCsc {
-  let c = cscMemo.get(images);
-  if (!c || c.batch !== B || c.count !== count) {
-    const r = imageCsr(images, count, per);
-    const nb = Math.ceil(count / B);
-    const ptr = new Int32Array(nb * (per + 1));
-    const img = new Int32Array(r.idx.length);
-    const val = new Float64Array(r.idx.length);
-    const fill = new Int32Array(per);
-    let p = 0;
-    for (let k = 0; k < nb; k++) {
-      const j0 = k * B;
-      const j1 = Math.min(count, j0 + B);
-      const base = k * (per + 1);
-      fill.fill(0);
-      for (let q = r.ptr[j0]!; q < r.ptr[j1]!; q++) fill[r.idx[q]!]!++;
-      for (let i = 0; i < per; i++) {
-        ptr[base + i] = p;
-        const n = fill[i]!;
-        fill[i] = p;
-        p += n;
-      }
-      ptr[base + per] = p;
-      for (let j = j0; j < j1; j++) {
-        for (let q = r.ptr[j]!; q < r.ptr[j + 1]!; q++) {
-          const at = fill[r.idx[q]!]!++;
-          img[at] = j - j0;
-          val[at] = r.val[q]!;
-        }
-      }
-    }
-    c = { batch: B, count, ptr, img, val };
-    cscMemo.set(images, c);
-  }
-  return c;
-}
-
-/** Mean fraction of non-zero pixels of an image set (memoised per images array): picks the first conv kernel. */
-const densityMemo = new WeakMap<Float32Array, number>();
-function imageDensity(images: Float32Array): number {
-  let d = densityMemo.get(images);
-  if (d === undefined) {
-    let nz = 0;
-    const n = Math.min(images.length, 784 * 2000);
-    for (let i = 0; i < n; i++) if (images[i] !== 0) nz++;
-    d = n > 0 ? nz / n : 1;
-    densityMemo.set(images, d);
-  }
-  return d;
-}
-
-/** The per-layer paths evaluateMasks would use for these masks on this context. */
-export function pathsFor(ctx: EvaluationContext, masks: readonly LayerMasks[], mode: PathMode | readonly LayerPath[]): LayerPath[] {
-  return choosePaths(ctx.arch, masks, mode, undefined, mode === 'auto' ? imageDensity(ctx.data.images) : 1);
-}
 
 /** Ops [from, to) of the network on tfjs (runGraph with the segment's input fed, its last op fetched). */
 interface TfSegment {

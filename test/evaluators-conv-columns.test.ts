@@ -13,7 +13,8 @@ import { initParams } from '../models/params.js';
 import type { Architecture } from '../models/graph.js';
 import { initBackend } from '../backends/backend.js';
 import { loadReleasedModel, type ReleasedModel } from '../models/caffe/released.js';
-import { evaluateMasks, pathsFor, type EngineOptions, type LayerPath } from '../evaluators/engine.js';
+import { evaluateMasks, type EngineOptions } from '../evaluators/engine.js';
+import { pathsFor, type LayerPath } from '../evaluators/paths.js';
 import { columnKernels, COLUMN_WASM } from '../evaluators/simd.js';
 import type { EvaluationContext } from '../evaluators/types.js';
 
