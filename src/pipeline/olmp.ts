@@ -28,6 +28,7 @@ import { restoreStream, type StreamState } from '../../foundation/rng.js';
 import { writeJsonAtomic, appendFile } from '../../foundation/atomic.js';
 import { initBackend, backendRecord, type BackendName } from '../../backends/backend.js';
 import { Trainer, evaluateAccuracy, learningRate, type TrainerState, type TrainerOptions } from '../train/index.js';
+import { lrAt } from '../train/solver.js';
 
 import { createInProcessEvaluator, createPoolEvaluator, type Evaluator } from '../../evaluators/index.js';
 import { type EvalResult } from '../../search/index.js';
@@ -481,9 +482,9 @@ function retrainingOptions(cfg: OlmpConfig, st: RunState, reference: Reference, 
   return opts;
 }
 
-/** lr0 · (1 + cos(π·k/n))/2: lr0 at k = 0, approaching 0 at k = n. */
+/** lr0 · (1 + cos(π·k/n))/2 (the SGD recipes' cosine schedule): lr0 at k = 0, 0 from k = n on. */
 export function cosineDecay(lr0: number, k: number, n: number): number {
-  return n <= 0 ? lr0 : (lr0 * (1 + Math.cos((Math.PI * Math.min(k, n)) / n))) / 2;
+  return lrAt({ lr: lr0, schedule: { kind: 'cosine' }, steps: n }, Math.min(k, n));
 }
 
 /** The run's data. (Run folders from before --train-order or --input-scale have neither: they used the split and 1/256.) */
