@@ -33,6 +33,9 @@ export const usage = `usage: prunus search --model lenet-300-100|lenet-5|PATH/mo
   --gamma a,b,c            per-layer mask-update gamma --sigma0 X --sigma-divide-at 0,10000 --bounds lo,hi
   --pop-size N --search-budget N --initial-crate X --batch-size N
   --workers N              evaluator worker threads (0 = in-process, default)
+  --train-shards K         cut each training batch into K shards whose gradients are summed in a fixed order
+                           (default 1: the whole batch at once); results depend on K, not on the threads
+  --train-threads N        threads computing the shards (default: one per core, at most K; results do not change)
   --dataset D              mnist | fashion-mnist | a folder of IDX files | a folder of x_train.npy, y_train.npy,
                            x_test.npy, y_test.npy | an .npz with those arrays (default mnist)
   --data-dir D --split-seed N

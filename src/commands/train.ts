@@ -18,7 +18,7 @@ import { writeModelFiles } from '../../models/io.js';
 import { loadDataset, type TrainOrder } from '../../foundation/data/datasets.js';
 import { initBackend, parseBackendName, describeBackend, backendRecord } from '../../backends/backend.js';
 import { Rng } from '../../foundation/rng.js';
-import { Trainer, evaluateAccuracy, type EvalResult } from '../train/index.js';
+import { Trainer, evaluateAccuracy, resolveTrainThreads, type EvalResult } from '../train/index.js';
 import { resolveRunDir, buildRunDir, writeJson, runVersions } from '../run-dir.js';
 
 export const summary = 'prunus train: train a reference model with Caffe SGD (or continue training a model file) and write a run folder';
@@ -35,6 +35,9 @@ export const usage = `usage: prunus train --model lenet-300-100|lenet-5|PATH/mod
                        images in file order, as Caffe read them for the OLMP references (validation not held out)
   --batch N            batch size (default 64)
   --lr-base X          base learning rate of the "inv" policy (default 0.01)
+  --train-shards K     cut each batch into K shards whose gradients are summed in a fixed order (default 1: the
+                       whole batch at once); results depend on K, not on the threads
+  --train-threads N    threads computing the shards (default: one per core, at most K; results do not change)
   --progress-every N   a progress line on stderr every N iterations (default 500; none with --json)
   --out DIR            run folder (default results/train-<model>-s<seed>-<UTC timestamp>; must not exist)
   --backend B          auto | webgpu | tensorflow | wasm | cpu (default auto)
@@ -53,6 +56,8 @@ const FLAGS = {
   'train-order': { type: 'string', default: 'split' },
   batch: { type: 'string', default: '64' },
   'lr-base': { type: 'string', default: '0.01' },
+  'train-shards': { type: 'string', default: '1' },
+  'train-threads': { type: 'string', default: '0' },
   'progress-every': { type: 'string', default: '500' },
   out: { type: 'string' },
   'input-scale': { type: 'string', default: String(1 / 256) },
@@ -70,6 +75,8 @@ export interface TrainReport {
   iterations: number;
   batchSize: number;
   lrBase: number;
+  trainShards: number;
+  trainThreads: number;
   finalLoss: number;
   validation: EvalResult;
   test: EvalResult;
@@ -93,6 +100,8 @@ export async function run(argv: string[]): Promise<number> {
   const splitSeed = parseNumber('--split-seed', values['split-seed'], { min: 0, max: 2 ** 32 - 1, integer: true });
   const batchSize = parseNumber('--batch', values.batch, { min: 1, max: 60000, integer: true });
   const lrBase = parseNumber('--lr-base', values['lr-base'], { min: 0, exclusiveMin: true, max: 100 });
+  const trainShards = parseNumber('--train-shards', values['train-shards'], { min: 1, max: 256, integer: true });
+  const trainThreads = resolveTrainThreads(parseNumber('--train-threads', values['train-threads'], { min: 0, max: 256, integer: true }));
   const progressEvery = parseNumber('--progress-every', values['progress-every'], { min: 1, integer: true });
   const backendName = parseBackendName(values.backend);
   const dataset = values.dataset;
@@ -109,7 +118,7 @@ export async function run(argv: string[]): Promise<number> {
   process.stderr.write(`prunus train: ${describeBackend(backend, values.verbose)}\n`);
 
   const params = model.params ?? initParams(arch, new Rng(`reference:${seed}`));
-  const trainer = new Trainer(arch, params, data.train, { solver: { batchSize, baseLr: lrBase } });
+  const trainer = new Trainer(arch, params, data.train, { solver: { batchSize, baseLr: lrBase }, shards: trainShards, threads: trainThreads });
   const progress: { iteration: number; loss: number; lr: number; imagesPerSec: number; elapsedMs: number }[] = [];
   let finalLoss = NaN;
   let trainMs = 0;
@@ -186,6 +195,8 @@ export async function run(argv: string[]): Promise<number> {
     iterations,
     batchSize,
     lrBase,
+    trainShards,
+    trainThreads: trainer.threads,
     finalLoss,
     validation,
     test,

@@ -102,6 +102,13 @@ export interface OlmpConfig {
   batchSize: number;
   /** Evaluator pool size (0 = in-process). */
   workers: number;
+  /**
+   * Shards each training batch is cut into (absent in older run folders: 1, the whole batch at once). Results depend
+   * on it, not on the number of training threads.
+   */
+  trainShards?: number;
+  /** Threads computing a sharded training step (0 = one per core); at most trainShards. Does not change results. */
+  trainThreads?: number;
   limit: { train?: number; validation?: number; test?: number };
   quick: boolean;
   /** Keep the checkpoints of a finished run (by default they are removed: the run folder holds the final model). */
@@ -153,6 +160,8 @@ export function defaultConfig(model: string, arch: Architecture = resolveModel(m
     timeBudget: null,
     batchSize: 64,
     workers: 0,
+    trainShards: 1,
+    trainThreads: 0,
     limit: {},
     quick: false,
     keepCheckpoints: false,
@@ -206,6 +215,8 @@ export function validateConfig(c: OlmpConfig, arch: Architecture = resolveModel(
   parseNumber('--seed', c.seed, { min: 0, integer: true });
   parseNumber('--split-seed', c.splitSeed, { min: 0, integer: true });
   parseNumber('--workers', c.workers, { min: 0, integer: true, max: 64 });
+  parseNumber('--train-shards', c.trainShards ?? 1, { min: 1, integer: true, max: 256 });
+  parseNumber('--train-threads', c.trainThreads ?? 0, { min: 0, integer: true, max: 256 });
   parseNumber('--sigma0', c.sigma0, { min: 0, exclusiveMin: true });
   parseNumber('--initial-crate', c.initialCrate, { min: 0 });
   parseNumber('--delta', c.delta, { min: 0, max: 1 });

@@ -35,6 +35,8 @@ export const SEARCH_FLAGS = {
   'initial-crate': { type: 'string' },
   'batch-size': { type: 'string' },
   workers: { type: 'string' },
+  'train-shards': { type: 'string' },
+  'train-threads': { type: 'string' },
   dataset: { type: 'string' },
   'data-dir': { type: 'string' },
   'split-seed': { type: 'string' },
@@ -102,6 +104,8 @@ export function searchOptionsFromFlags(v: FlagValues, model: string): SearchOpti
   set('initialCrate', num('initial-crate'));
   set('batchSize', num('batch-size', { integer: true }));
   set('workers', num('workers', { integer: true }));
+  set('trainShards', num('train-shards', { integer: true }));
+  set('trainThreads', num('train-threads', { integer: true }));
   set('dataset', v.dataset as string | undefined);
   set('dataDir', v['data-dir'] as string | undefined);
   set('splitSeed', num('split-seed', { integer: true }));

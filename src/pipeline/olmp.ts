@@ -29,6 +29,7 @@ import { writeJsonAtomic, appendFile } from '../../foundation/atomic.js';
 import { initBackend, backendRecord, type BackendName } from '../../backends/backend.js';
 import { Trainer, evaluateAccuracy, learningRate, type TrainerState, type TrainerOptions } from '../train/index.js';
 import { lrAt } from '../train/solver.js';
+import { resolveTrainThreads } from '../train/shard-pool.js';
 
 import { createInProcessEvaluator, createPoolEvaluator, type Evaluator } from '../../evaluators/index.js';
 import { type EvalResult } from '../../search/index.js';
@@ -151,6 +152,8 @@ export interface PipelineHooks {
    * finishes first) and throws a StoppedError; `resume` continues it to the uninterrupted result.
    */
   stop?: AbortSignal;
+  /** Threads of sharded training steps for this session, instead of the run's trainThreads (results do not change). */
+  trainThreads?: number;
 }
 
 const nowMs = () => performance.now();
@@ -186,6 +189,7 @@ async function runLeased(runDir: string, hooks: PipelineHooks, lease: Lease): Pr
   const data = loadRunData(cfg);
   const arch = fitToData(model.arch, datasetInfo(data), cfg.model);
   const L = prunableOps(arch).length;
+  const trainThreads = resolveTrainThreads(hooks.trainThreads ?? cfg.trainThreads ?? 0);
   const eventsPath = join(runDir, 'events.jsonl');
   const sessionStart = nowMs();
 
@@ -243,7 +247,7 @@ async function runLeased(runDir: string, hooks: PipelineHooks, lease: Lease): Pr
   try {
     // ---- reference -------------------------------------------------------------------------------------------
     if (st.phase === 'reference') {
-      const ctx: ReferenceContext = { cfg, runCfg, arch, data, backend, st, getTrainer: () => trainer, setTrainer: (t) => (trainer = t), checkpoint, hooks, elapsed, timeBudgetMs, tick };
+      const ctx: ReferenceContext = { cfg, runCfg, arch, data, backend, st, getTrainer: () => trainer, setTrainer: (t) => (trainer = t), checkpoint, hooks, elapsed, timeBudgetMs, tick, trainThreads };
       const ref = await obtainReference(ctx, model.params);
       (trainer as Trainer | null)?.dispose();
       trainer = null;
@@ -259,7 +263,9 @@ async function runLeased(runDir: string, hooks: PipelineHooks, lease: Lease): Pr
 
     // ---- pruning and adjusting --------------------------------------------------------------------------------
     const trainerOpts = retrainingOptions(cfg, st, reference, () => trainer!);
-    trainer = st.trainer ? Trainer.restore(arch, st.trainer, data.train, trainerOpts) : new Trainer(arch, reference.params, data.train, { solver: { batchSize: cfg.batchSize }, ...trainerOpts });
+    trainer = st.trainer
+      ? Trainer.restore(arch, st.trainer, data.train, { ...trainerOpts, threads: trainThreads })
+      : new Trainer(arch, reference.params, data.train, { solver: { batchSize: cfg.batchSize }, ...trainerOpts, shards: cfg.trainShards ?? 1, threads: trainThreads });
     let masks = st.masks;
     trainer.setMasks(masks);
     const total = cfg.iterations;
@@ -283,7 +289,7 @@ async function runLeased(runDir: string, hooks: PipelineHooks, lease: Lease): Pr
         if ((cfg.distillAlpha ?? 0) > 0) {
           const s = trainer.state();
           trainer.dispose();
-          trainer = Trainer.restore(arch, s, data.train, retrainingOptions(cfg, st, reference, () => trainer!));
+          trainer = Trainer.restore(arch, s, data.train, { ...retrainingOptions(cfg, st, reference, () => trainer!), threads: trainThreads });
         }
         emit({ type: 'phase', iteration: t, phase: 'adjusting', reason: st.pruningStopped ?? `t = ${cfg.pruneUntil}` });
       }

@@ -31,7 +31,8 @@ export interface Reference {
 function referenceCacheDir(cfg: OlmpConfig, backend: string, resultsRoot: string): string {
   const lim = cfg.limit.train ? `-n${cfg.limit.train}` : '';
   const order = cfg.trainOrder === 'file' ? 'fileorder' : `split${cfg.splitSeed}`;
-  return join(resultsRoot, 'references', `${cfg.model}-${cfg.dataset}-${order}-s${cfg.seed}-i${cfg.referenceIterations}-b${cfg.batchSize}${lim}-${backend}`);
+  const shards = (cfg.trainShards ?? 1) > 1 ? `-k${cfg.trainShards}` : '';
+  return join(resultsRoot, 'references', `${cfg.model}-${cfg.dataset}-${order}-s${cfg.seed}-i${cfg.referenceIterations}-b${cfg.batchSize}${shards}${lim}-${backend}`);
 }
 
 /** What obtaining the reference needs from the run. */
@@ -51,6 +52,8 @@ export interface ReferenceContext {
   timeBudgetMs: number;
   /** Once per iteration (and while waiting): the lease's refresh and a requested stop. */
   tick: () => Promise<void>;
+  /** Threads of a sharded training step (resolved: >= 1). */
+  trainThreads: number;
 }
 
 export async function obtainReference(
@@ -88,7 +91,7 @@ export async function obtainReference(
 
 /** Trains the reference into the cache folder, checkpointing as it goes; returns its parameters. */
 async function trainReference(
-  { cfg, runCfg, arch, data, backend, st, getTrainer, setTrainer, checkpoint, hooks, elapsed, timeBudgetMs, tick }: ReferenceContext,
+  { cfg, runCfg, arch, data, backend, st, getTrainer, setTrainer, checkpoint, hooks, elapsed, timeBudgetMs, tick, trainThreads }: ReferenceContext,
   cache: string,
 ): Promise<ModelParams> {
   // The reference's init draws from a stream derived from the seed alone, so a cached reference and a freshly
@@ -96,8 +99,8 @@ async function trainReference(
   let trainer = getTrainer();
   if (!trainer) {
     trainer = st.trainer
-      ? Trainer.restore(arch, st.trainer, data.train)
-      : new Trainer(arch, initParams(arch, new Rng(`reference:${cfg.seed}`)), data.train, { solver: { batchSize: cfg.batchSize } });
+      ? Trainer.restore(arch, st.trainer, data.train, { threads: trainThreads })
+      : new Trainer(arch, initParams(arch, new Rng(`reference:${cfg.seed}`)), data.train, { solver: { batchSize: cfg.batchSize }, shards: cfg.trainShards ?? 1, threads: trainThreads });
     setTrainer(trainer);
   }
   while (st.iteration < cfg.referenceIterations) {

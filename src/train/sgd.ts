@@ -28,6 +28,9 @@ export interface TrainOptions {
   loss?: LossFn;
   /** More variables trained by the same optimiser (no weight decay, no masks), e.g. DCP heads. The caller owns them. */
   extraVariables?: tf.Variable[];
+  /** Sharded steps (Trainer's shards and threads); the default loss only. */
+  shards?: number;
+  threads?: number;
 }
 
 /** Trains a copy of `params` for cfg.steps SGD steps on `data`. */
@@ -40,6 +43,7 @@ export function trainSgd(arch: Architecture, params: ModelParams, data: ImageSet
     ...(opts.masks ? { held: opts.masks } : {}),
     ...(opts.loss ? { loss: opts.loss } : {}),
     ...(opts.extraVariables ? { extraVariables: opts.extraVariables } : {}),
+    ...(opts.shards !== undefined ? { shards: opts.shards, threads: opts.threads ?? 1 } : {}),
   });
   const logEvery = opts.logEvery ?? 50;
   const losses: number[] = [];

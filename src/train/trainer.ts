@@ -23,6 +23,8 @@ import { evaluateLogits, type EvalResult } from './evaluate.js';
 import { applyUpdate, type Trainable, type UpdateRule } from './update.js';
 import { BatchSampler, gatherBatch, sequentialBatch, type Batch } from './batches.js';
 import { readMomentum, readParams, writeMomentum, writeParams, checkLength, type LayerVariables, type BatchNormVariables, type MomentumState } from './variables.js';
+import { ShardPool, type ShardStepResult } from './shard-pool.js';
+import type { BackendName } from '../../backends/backend.js';
 
 export type { Batch } from './batches.js';
 export type { MomentumState } from './variables.js';
@@ -51,6 +53,14 @@ export interface TrainerOptions {
   lrOverride?: (t: number) => number | undefined;
   /** Knowledge distillation from a fixed teacher (see Distillation); only with the default softmax loss. */
   distill?: Distillation;
+  /**
+   * Shards each batch is cut into (default 1: the whole batch at once). With K > 1 every shard's gradient is computed
+   * apart and the gradients are summed in shard order, so results depend on K but not on `threads`. Needs the
+   * default loss and no extra variables.
+   */
+  shards?: number;
+  /** Threads computing the shards: this one and threads − 1 workers (default 1; at most `shards`). */
+  threads?: number;
 }
 
 /**
@@ -80,12 +90,21 @@ export interface TrainerState {
   masks: LayerMasks[] | null;
   /** Per-prunable-layer channel gates (see setGates); null when none. */
   gates: (Float32Array | null)[] | null;
+  /** Shards per batch (absent: 1). */
+  shards?: number;
 }
 
 function size(shape: number[]): number {
   return shape.reduce((a, b) => a * b, 1);
 }
 
+
+/** The worker threads' backend: the one running here, so that every shard is computed alike (tfjs-node stays out of workers). */
+function workerBackend(): BackendName {
+  const b = tf.getBackend();
+  if (b === 'cpu' || b === 'webgpu') return b;
+  return 'wasm';
+}
 
 export class Trainer {
   readonly arch: Architecture;
@@ -112,6 +131,9 @@ export class Trainer {
   private disposed = false;
   private readonly lrOverride: ((t: number) => number | undefined) | null;
   private readonly distill: { alpha: number; temperature: number; teacher: ModelTensors } | null;
+  /** Shards per batch; > 1 runs the sharded step. */
+  readonly shards: number;
+  private readonly pool: ShardPool | null;
 
   constructor(arch: Architecture, params: ModelParams, train: ImageSet, opts: TrainerOptions = {}) {
     this.arch = arch;
@@ -186,13 +208,27 @@ export class Trainer {
         movingVariance: variable(() => tf.tensor1d(b.movingVariance, 'float32'), false),
       };
     });
+    this.shards = opts.shards ?? 1;
+    this.pool = null;
+    if (!Number.isInteger(this.shards) || this.shards < 1) throw new Error(`train shards must be an integer >= 1, got ${this.shards}`);
+    if (this.shards > 1) {
+      if (this.loss || this.extras.length) throw new Error('sharded training needs the default loss and no extra variables');
+      // tfjs-node runs on this thread only (workers would compute with wasm): one thread keeps results independent of the count.
+      const threads = tf.getBackend() === 'tensorflow' ? 1 : (opts.threads ?? 1);
+      this.pool = new ShardPool(arch, { threads, shards: this.shards, batchSize: this.batchSize, backend: workerBackend(), distill: d ?? null });
+    }
+  }
+
+  /** Threads computing each step (1 unless sharded). */
+  get threads(): number {
+    return this.pool?.threads ?? 1;
   }
 
   /** Rebuilds a trainer from state(): the next steps are bit-identical to those of the trainer that saved it. */
-  static restore(arch: Architecture, state: TrainerState, train: ImageSet, opts: Pick<TrainerOptions, 'lrOverride' | 'distill'> = {}): Trainer {
+  static restore(arch: Architecture, state: TrainerState, train: ImageSet, opts: Pick<TrainerOptions, 'lrOverride' | 'distill' | 'threads'> = {}): Trainer {
     if (state.format !== 'prunus-trainer' || state.version !== 1) throw new Error(`not a prunus trainer state (format ${String(state.format)}, version ${String(state.version)})`);
     if (state.arch !== arch.name) throw new Error(`trainer state is for ${state.arch}, not ${arch.name}`);
-    const t = new Trainer(arch, state.params, train, { ...opts, solver: state.solver, startIteration: state.iteration, cursor: state.cursor % train.count });
+    const t = new Trainer(arch, state.params, train, { ...opts, solver: state.solver, startIteration: state.iteration, cursor: state.cursor % train.count, shards: state.shards ?? 1 });
     t.setMomentum(state.momentum);
     t.setMasks(state.masks);
     t.setGates(state.gates ?? null);
@@ -264,6 +300,7 @@ export class Trainer {
         })
       : null;
     if (old) for (const g of old) if (g) g.dispose();
+    this.pool?.setGates(this.gateArrays);
   }
 
   /** The batch the next step() will use (copies; sequential batches only). */
@@ -301,6 +338,7 @@ export class Trainer {
     this.assertLive();
     const B = this.batchSize;
     const batch = this.sampler ? gatherBatch(this.train, this.sampler.next()) : sequentialBatch(this.train, this._cursor, B);
+    if (this.pool) return this.shardedStep(batch, this.pool);
     const n = batch.labels.length;
     const K = this.arch.numClasses;
     const oneHot = new Float32Array(n * K);
@@ -364,6 +402,49 @@ export class Trainer {
     return { loss };
   }
 
+  /** step() with the batch cut into shards, computed by the pool's threads (see shard-pool.ts). */
+  private shardedStep(batch: Batch, pool: ShardPool): { loss: number } {
+    const lr = this.lr(this._iteration);
+    const eff = this.effective().weights;
+    let r: ShardStepResult;
+    try {
+      const tensors = this.modelTensors(eff, this.bns.flatMap((b) => [b.gamma.value as tf.Tensor, b.beta.value as tf.Tensor]));
+      r = pool.step({
+        tensors,
+        images: batch.images,
+        labels: batch.labels,
+        iteration: this._iteration,
+        gates: this.gateTensors,
+        teacher: this.distill?.teacher ?? null,
+        distill: this.distill ? { alpha: this.distill.alpha, temperature: this.distill.temperature } : null,
+      });
+    } finally {
+      if (this.maskTensors) tf.dispose(eff);
+    }
+    const mu = this.bnMomentum;
+    tf.tidy(() => {
+      this.layers.forEach((l, i) => {
+        for (const [p, g] of [
+          [l.weight, r.grads[2 * i]!],
+          [l.bias, r.grads[2 * i + 1]!],
+        ] as const) {
+          if (g.length > 0) applyUpdate(this.rule, p, tf.tensor(g, p.value.shape, 'float32'), lr);
+        }
+      });
+      this.bns.forEach((b, i) => {
+        const rec = r.batchNorms[i];
+        if (!rec) return;
+        applyUpdate(this.rule, b.gamma, tf.tensor1d(rec.dgamma, 'float32'), lr);
+        applyUpdate(this.rule, b.beta, tf.tensor1d(rec.dbeta, 'float32'), lr);
+        b.movingMean.assign(tf.add(tf.mul(b.movingMean, mu), tf.mul(tf.tensor1d(rec.mean, 'float32'), 1 - mu)));
+        b.movingVariance.assign(tf.add(tf.mul(b.movingVariance, mu), tf.mul(tf.tensor1d(rec.variance, 'float32'), 1 - mu)));
+      });
+    });
+    this._iteration++;
+    if (!this.sampler) this._cursor = (this._cursor + this.batchSize) % this.train.count;
+    return { loss: r.loss };
+  }
+
   /** Runs n steps; `onStep` sees each step's loss. Returns the mean loss. */
   run(n: number, onStep?: (iteration: number, loss: number) => void): number {
     let sum = 0;
@@ -423,6 +504,7 @@ export class Trainer {
       momentum: this.getMomentum(),
       masks: this.getMasks(),
       gates: this.gateArrays ? this.gateArrays.map((g) => (g ? g.slice() : null)) : null,
+      ...(this.shards > 1 ? { shards: this.shards } : {}),
     };
   }
 
@@ -430,6 +512,7 @@ export class Trainer {
   dispose(): void {
     if (this.disposed) return;
     this.disposed = true;
+    this.pool?.dispose();
     for (const l of this.layers) for (const p of [l.weight, l.bias]) tf.dispose([p.value, p.momentum]);
     for (const b of this.bns) {
       for (const p of [b.gamma, b.beta]) tf.dispose([p.value, p.momentum]);
