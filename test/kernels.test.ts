@@ -244,6 +244,27 @@ describe('wasm kernels', () => {
     }
   });
 
+  it('clone shares the data (and outlives its source); a cached transposed operand never serves another tensor', () => {
+    const rng = new Rng('share');
+    const x = tf.tensor2d(randomArray(rng, 6), [2, 3]);
+    const c = tf.clone(x);
+    expect(c.dataId).toBe(x.dataId);
+    const want = Array.from(x.dataSync());
+    x.dispose();
+    expect(Array.from(c.dataSync())).toEqual(want);
+    c.dispose();
+    // The same weight twice (cached transpose), then a new weight of the same shape: each product is its own.
+    const dy = tf.tensor2d(randomArray(rng, 4 * 80), [4, 80]);
+    for (let round = 0; round < 3; round++) {
+      const wData = randomArray(rng, 100 * 80);
+      const w = tf.tensor2d(wData, [100, 80]);
+      const explicit = tf.matMul(dy, tf.transpose(w)).dataSync();
+      for (let i = 0; i < 2; i++) expect(Array.from(tf.matMul(dy, w, false, true).dataSync())).toEqual(Array.from(explicit));
+      w.dispose();
+    }
+    dy.dispose();
+  });
+
   it('leaves no tensors or backend buffers behind', () => {
     const rng = new Rng('leak');
     const x = tf.tensor4d(randomArray(rng, 4 * 12 * 12 * 3), [4, 12, 12, 3]);

@@ -333,7 +333,16 @@ const WRAPPED = Symbol.for('prunus.wasm.matmulWrapper');
  * 15.5 ms against 2.3 ms for the forward [64,784]×[784,300]). Gradients of every matmul use those transposed forms, so
  * the wrapper transposes the operand explicitly (the wasm Transpose kernel is cheap) and calls the original kernel
  * with both flags false. Results equal the plain product up to float32 summation order.
+ *
+ * A transposed B is a weight matrix in every gradient (dx = dy·Wᵀ), and a sharded training step multiplies the same
+ * weights once per shard: the last few transposed B operands are kept, keyed by their data (a tensor's data never
+ * changes; a variable's assign gives it new data), so each is transposed once per step. A cached copy has the same
+ * bits as a fresh one.
  */
+const transposedB: { dataId: object; rank: number; t: TensorInfo; backend: WasmBackendLike }[] = [];
+const TRANSPOSED_B_CACHE = 4;
+const TRANSPOSED_B_MIN_SIZE = 4096;
+
 function wrapMatMul(kernelName: 'BatchMatMul' | '_FusedMatMul'): void {
   const orig = tf.getKernel(kernelName, 'wasm');
   if (!orig || (orig.kernelFunc as unknown as Record<symbol, boolean>)[WRAPPED]) return;
@@ -350,10 +359,24 @@ function wrapMatMul(kernelName: 'BatchMatMul' | '_FusedMatMul'): void {
       temps.push(out);
       return out;
     };
+    const cachedB = (t: TensorInfo): TensorInfo => {
+      if (t.shape.reduce((a, b) => a * b, 1) < TRANSPOSED_B_MIN_SIZE) return swapLast(t);
+      const hit = transposedB.find((e) => e.dataId === t.dataId && e.rank === t.shape.length && e.backend === backend);
+      if (hit) return hit.t;
+      const r = t.shape.length;
+      const perm = t.shape.map((_, i) => (i === r - 2 ? r - 1 : i === r - 1 ? r - 2 : i));
+      const out = run('Transpose', backend, { x: t }, { perm });
+      transposedB.push({ dataId: t.dataId, rank: r, t: out, backend });
+      if (transposedB.length > TRANSPOSED_B_CACHE) {
+        const old = transposedB.shift()!;
+        old.backend.disposeData(old.t.dataId);
+      }
+      return out;
+    };
     try {
       const inputs = { ...args.inputs };
       if (transposeA) inputs['a'] = swapLast(inputs['a']!);
-      if (transposeB) inputs['b'] = swapLast(inputs['b']!);
+      if (transposeB) inputs['b'] = cachedB(inputs['b']!);
       return origFunc({ inputs, backend: backend as unknown as tf.KernelBackend, attrs: { ...args.attrs, transposeA: false, transposeB: false } } as Parameters<KernelFunc>[0]);
     } finally {
       for (const t of temps) backend.disposeData(t.dataId);
@@ -364,8 +387,29 @@ function wrapMatMul(kernelName: 'BatchMatMul' | '_FusedMatMul'): void {
   tf.registerKernel({ kernelName, backendName: 'wasm', kernelFunc: wrapped, ...(orig.setupFunc ? { setupFunc: orig.setupFunc } : {}), ...(orig.disposeFunc ? { disposeFunc: orig.disposeFunc } : {}) });
 }
 
+/**
+ * Identity (tf.clone, and every input the tape saves for a gradient) copies the data on wasm; tensors are immutable,
+ * so the clone shares it instead, as reshape does and as the cpu backend's Identity does. A training step then no
+ * longer copies every weight and activation it saves, and a weight saved once per shard stays one datum (which the
+ * transposed-B cache above relies on).
+ */
+function shareIdentity(): void {
+  const orig = tf.getKernel('Identity', 'wasm');
+  if (!orig || (orig.kernelFunc as unknown as Record<symbol, boolean>)[WRAPPED]) return;
+  const origFunc = orig.kernelFunc;
+  const shared = ((args: { inputs: { x: TensorInfo }; backend: WasmBackendLike & { incRef(dataId: object): void } }) => {
+    const { x } = args.inputs;
+    if (x.dtype === 'string') return origFunc(args as unknown as Parameters<KernelFunc>[0]);
+    args.backend.incRef(x.dataId);
+    return { dataId: x.dataId, shape: x.shape, dtype: x.dtype };
+  }) as unknown as KernelFunc;
+  (shared as unknown as Record<symbol, boolean>)[WRAPPED] = true;
+  tf.unregisterKernel('Identity', 'wasm');
+  tf.registerKernel({ kernelName: 'Identity', backendName: 'wasm', kernelFunc: shared, ...(orig.setupFunc ? { setupFunc: orig.setupFunc } : {}) });
+}
+
 /** Kernels registered (or wrapped) here for the wasm backend. */
-export const WASM_EXTRA_KERNELS = ['Conv2DBackpropFilter', 'DepthwiseConv2dNativeBackpropFilter', 'DepthwiseConv2dNativeBackpropInput', 'MaxPoolGrad (replaces a wrong stock kernel)', 'Conv2DBackpropInput (stride 1)', 'BatchMatMul (transposed operands)', '_FusedMatMul (transposed operands)'] as const;
+export const WASM_EXTRA_KERNELS = ['Conv2DBackpropFilter', 'DepthwiseConv2dNativeBackpropFilter', 'DepthwiseConv2dNativeBackpropInput', 'MaxPoolGrad (replaces a wrong stock kernel)', 'Conv2DBackpropInput (stride 1)', 'BatchMatMul (transposed operands)', '_FusedMatMul (transposed operands)', 'Identity (shares data)'] as const;
 
 /**
  * Registers the missing wasm kernels and the matmul wrappers. Idempotent; a Conv2DBackpropFilter the installed
@@ -379,5 +423,6 @@ export function registerWasmKernels(): void {
   wrapMatMul('_FusedMatMul');
   wrapConv2DBackpropInput();
   replaceMaxPoolGrad();
+  shareIdentity();
   registerWasmDepthwiseKernels();
 }
