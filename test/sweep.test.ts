@@ -45,7 +45,7 @@ if (cmd === 'search') {
   const steps = Number(flags.steps ?? 6);
   atomic(join(dir, 'config.json'), JSON.stringify({ command: 'search', model: flags.model, dataset: 'mnist', seed: Number(flags.seed ?? 1),
     backend: { name: 'cpu', requested: 'auto', detail: 'fake' }, versions: { prunus: '0.0.0', node: process.version, tfjs: 'none' },
-    options: { optimizer: flags.optimizer ?? 'ncs', constraint: flags.constraint ?? 'validation', maxAccDrop: Number(flags['max-acc-drop'] ?? 0.01), iterations: steps * 50, workers: Number(flags.workers), steps, stepMs: Number(flags['step-ms'] ?? 100) } }));
+    options: { optimizer: flags.optimizer ?? 'ncs', constraint: flags.constraint ?? 'validation', maxAccDrop: Number(flags['max-acc-drop'] ?? 0.01), iterations: steps * 50, workers: Number(flags.workers), trainThreads: Number(flags['train-threads']), steps, stepMs: Number(flags['step-ms'] ?? 100) } }));
 } else if (cmd === 'resume') {
   dir = positional;
   if (!existsSync(join(dir, 'config.json'))) usage(dir + ' is not a run directory');
@@ -144,7 +144,7 @@ describe('sweep files', () => {
     );
     await expect(resolveSweep({ name: 'x', base: { quik: true }, grid: { model: ['lenet-5'] } }, { out: join(work, 'never') })).rejects.toThrow("sweep: base.quik is not a flag of 'prunus search'");
     const ok = await resolveSweep({ name: 'x', base: { quick: true, 'search-budget': 20 }, grid: { model: ['lenet-5'], seed: [4] } }, { out: join(work, 'never'), cores: 4, parallel: 2 });
-    expect(ok.runs.map((r) => r.argv)).toEqual([['search', '--quick', '--search-budget', '20', '--model', 'lenet-5', '--seed', '4', '--workers', '2', '--out', join(work, 'never', 'runs', 'lenet-5_s4'), '--json']]);
+    expect(ok.runs.map((r) => r.argv)).toEqual([['search', '--quick', '--search-budget', '20', '--model', 'lenet-5', '--seed', '4', '--workers', '2', '--train-threads', '2', '--out', join(work, 'never', 'runs', 'lenet-5_s4'), '--json']]);
     expect(existsSync(join(work, 'never'))).toBe(false);
   });
 
@@ -220,6 +220,7 @@ describe('sweep runs', () => {
     // Each run was told its pool size: 2 cores, 2 at once -> --workers 1.
     const cfg = JSON.parse(readFileSync(join(out, 'runs/lenet-5_s1/config.json'), 'utf8'));
     expect(cfg.options.workers).toBe(1);
+    expect(cfg.options.trainThreads).toBe(1);
     const csv = readFileSync(join(out, 'summary.csv'), 'utf8').trim().split('\n');
     expect(csv[0]).toBe('id,status,model,seed,optimizer,constraint,max_acc_drop,compression,non_zero,params,validation_accuracy,test_accuracy,test_error,wall_time_s,backend,evaluations,attempts,error');
     expect(csv[1]).toBe('lenet-5_s1,finished,lenet-5,1,ncs,validation,0.01,11,100,1000,0.98,0.971,0.029,1.234,cpu,20,1,');

@@ -4,7 +4,7 @@
  * step as the unsharded trainer up to float32 rounding, and a run resumed with another thread count ends identically.
  */
 import { describe, it, expect, beforeAll } from 'vitest';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { initBackend } from '../backends/backend.js';
@@ -18,6 +18,7 @@ import { Trainer, type TrainerOptions } from '../src/train/index.js';
 import { shardRanges, treeCover, reduceTree, threadShards, addF32 } from '../src/train/shard-plan.js';
 import { search, resume } from '../src/pipeline/run.js';
 import { StoppedError } from '../foundation/errors.js';
+import { runCli, repoRoot } from './run-cli.js';
 
 /** A small residual CNN with BatchNorm and dropout: stem conv+BN, a block conv+BN → conv+BN → Add, pool, dense. */
 function residualBn(): Architecture {
@@ -215,4 +216,22 @@ describe('pipeline: --train-shards with a changed --train-threads on resume', ()
     expect(resumed.validationAccuracy).toBe(report.validationAccuracy);
     for (const f of ['weights.bin', 'masks.bin']) expect(readFileSync(join(parted, 'model', f)).equals(readFileSync(join(whole, 'model', f)))).toBe(true);
   }, 300_000);
+});
+
+describe('prunus train --train-shards', () => {
+  it('writes the same model for 1 and 2 threads, records both, and rejects a bad shard count with exit 2', async () => {
+    const root = mkdtempSync(join(tmpdir(), 'prunus-shards-cli-'));
+    const run = (threads: number) =>
+      runCli(['train', '--model', 'lenet-5', '--iterations', '12', '--train-shards', '4', '--train-threads', String(threads), '--backend', 'wasm', '--out', join(root, `t${threads}`), '--json'], { cwd: repoRoot });
+    const [a, b] = [await run(1), await run(2)];
+    expect(a.code, a.stderr).toBe(0);
+    expect(b.code, b.stderr).toBe(0);
+    expect(JSON.parse(a.stdout)).toMatchObject({ trainShards: 4, trainThreads: 1 });
+    expect(JSON.parse(b.stdout)).toMatchObject({ trainShards: 4, trainThreads: 2 });
+    expect(readFileSync(join(root, 't1', 'model', 'weights.bin')).equals(readFileSync(join(root, 't2', 'model', 'weights.bin')))).toBe(true);
+    const bad = await runCli(['train', '--model', 'lenet-5', '--train-shards', '0', '--out', join(root, 'bad')], { cwd: repoRoot });
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/--train-shards/);
+    expect(existsSync(join(root, 'bad'))).toBe(false);
+  }, 120_000);
 });

@@ -12,7 +12,7 @@ import { loadModel, saveModel } from '../../models/io.js';
 import { Rng } from '../../foundation/rng.js';
 import type { ChannelData } from './data.js';
 import type { ChannelsConfig } from './config.js';
-import { trainSgd } from '../train/sgd.js';
+import { shardedTraining, trainSgd } from '../train/sgd.js';
 import { evaluateAccuracy } from '../train/evaluate.js';
 
 export interface Baseline {
@@ -25,7 +25,7 @@ export interface Baseline {
 }
 
 function baselineKey(cfg: ChannelsConfig): Record<string, unknown> {
-  return { model: cfg.model, dataset: cfg.dataset, seed: cfg.seed, splitSeed: cfg.splitSeed, train: cfg.data.train, sgd: cfg.baseline, dataDir: cfg.dataDir ?? null };
+  return { model: cfg.model, dataset: cfg.dataset, seed: cfg.seed, splitSeed: cfg.splitSeed, train: cfg.data.train, sgd: cfg.baseline, dataDir: cfg.dataDir ?? null, ...((cfg.trainShards ?? 1) > 1 ? { trainShards: cfg.trainShards } : {}) };
 }
 
 export function baselineDir(resultsRoot: string, cfg: ChannelsConfig): string {
@@ -70,6 +70,7 @@ export function getBaseline(resultsRoot: string, cfg: ChannelsConfig, arch: Arch
   log?.(`baseline: training ${cfg.model} for ${cfg.baseline.steps} steps on ${data.train.count} images`);
   const init = initParams(arch, new Rng(`init:${cfg.seed}`));
   const r = trainSgd(arch, init, data.train, cfg.baseline, `baseline:${cfg.seed}`, {
+    ...shardedTraining(cfg),
     logEvery: Math.max(1, Math.floor(cfg.baseline.steps / 5)),
     onLog: (s, l, lr) => log?.(`  baseline step ${s}/${cfg.baseline.steps} loss ${l.toFixed(4)} lr ${lr.toPrecision(3)}`),
   });

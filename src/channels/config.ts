@@ -67,6 +67,10 @@ export interface ChannelsConfig {
    * each pruned candidate before it is evaluated without finetuning (0 = off). No effect on models without BN.
    */
   bnRecalibration: number;
+  /** Shards of each training batch (baseline, finetuning; DCP's heads train unsharded); absent: 1. */
+  trainShards?: number;
+  /** Threads computing the shards (0 = one per core); results do not depend on it. */
+  trainThreads?: number;
 }
 
 function baselineSgd(model: string, steps: number): SgdConfig {
@@ -158,6 +162,8 @@ export function validateChannelsConfig(c: ChannelsConfig): ChannelsConfig {
   for (const [k, v] of Object.entries(c.data)) check(Number.isInteger(v) && v >= 1, `data size '${k}' must be an integer >= 1, got ${v}`);
   check(c.data.score >= 2, 'the scoring split needs at least 2 images');
   check(Number.isInteger(c.bnRecalibration) && c.bnRecalibration >= 0, `--bn-recalibration must be an integer >= 0, got ${c.bnRecalibration}`);
+  check(Number.isInteger(c.trainShards ?? 1) && (c.trainShards ?? 1) >= 1 && (c.trainShards ?? 1) <= 256, `--train-shards must be an integer in [1, 256], got ${c.trainShards}`);
+  check(Number.isInteger(c.trainThreads ?? 0) && (c.trainThreads ?? 0) >= 0 && (c.trainThreads ?? 0) <= 256, `--train-threads must be an integer in [0, 256], got ${c.trainThreads}`);
   check(c.dcp.maxSteps >= 1 && c.dcp.itersPerStep >= 0 && c.dcp.selectionImages >= 2, 'DCP budgets must be positive');
   return c;
 }

@@ -27,7 +27,7 @@ import {
 } from '../../models/channels.js';
 import type { ChannelData } from './data.js';
 import type { ChannelsConfig, MethodName } from './config.js';
-import { trainSgd } from '../train/sgd.js';
+import { shardedTraining, trainSgd } from '../train/sgd.js';
 import type { SgdConfig } from '../train/solver.js';
 import { diScores, gfbsScores, l1Scores, randomScores } from './scorers.js';
 import { dcpPrune, dcpScores, jointFinetune, trainHeads, type DcpHead } from './dcp.js';
@@ -83,6 +83,7 @@ function finetune(ctx: MethodContext, method: MethodName, params: ModelParams, m
   if (sgd.steps === 0) return params;
   const r = trainSgd(ctx.arch, params, ctx.data.train, sgd, `${ctx.seed}:${method}:${tag}`, {
     masks: paramMasksFromChannels(ctx.arch, ctx.groups, masks),
+    ...shardedTraining(ctx.cfg),
     logEvery: Math.max(1, Math.floor(sgd.steps / 4)),
     onLog: (s, l) => ctx.log?.(`  ${method} ${tag}: step ${s}/${sgd.steps} loss ${l.toFixed(4)}`),
   });

@@ -19,6 +19,8 @@ export const usage = `usage: prunus channels --model lenet-5|vgg-bn|PATH/model.j
   --finetune-steps N     SGD steps of finetuning, the same for every method (default 1500, quick 100)
   --baseline-steps N     SGD steps of baseline training (default 1500, quick 200); cached under results/baselines/
   --di-steps T           DI rounds T (default 5; 1 = one-shot DI)
+  --train-shards K       cut each training batch (baseline, finetuning) into K shards summed in a fixed order
+                         (default 1); results depend on K, not on --train-threads N (default: one per core)
   --workers N            search evaluation: 0 = slimmed candidates in this thread (default), N = the shared
                          evaluator pool with N worker threads (masked candidates)
   --bn-recalibration N   BatchNorm models: re-estimate each pruned candidate's BN statistics on N batches of 64
@@ -51,6 +53,8 @@ const FLAGS = {
   'input-scale': { type: 'string' },
   'input-offset': { type: 'string' },
   workers: { type: 'string' },
+  'train-shards': { type: 'string' },
+  'train-threads': { type: 'string' },
   'bn-recalibration': { type: 'string' },
   out: { type: 'string' },
   compare: { type: 'boolean', default: false },
@@ -93,6 +97,8 @@ export async function run(argv: string[]): Promise<number> {
   const seed = int('--seed', v.seed, 0);
   const workers = int('--workers', v.workers, 0);
   const bnRecalibration = int('--bn-recalibration', v['bn-recalibration'], 0);
+  const trainShards = int('--train-shards', v['train-shards'], 1);
+  const trainThreads = int('--train-threads', v['train-threads'], 0);
   const maxAccDrop = v['max-acc-drop'] === undefined ? undefined : parseNumber('--max-acc-drop', v['max-acc-drop'], { min: 0, max: 1 });
   const objective = v.objective === undefined ? undefined : checkObjective(v.objective);
   const log = v.json ? undefined : (line: string) => process.stderr.write(line + '\n');
@@ -107,6 +113,8 @@ export async function run(argv: string[]): Promise<number> {
     if (v['input-scale'] !== undefined) o.inputScale = parseNumber('--input-scale', v['input-scale'], { min: 0, exclusiveMin: true });
     if (v['input-offset'] !== undefined) o.inputOffset = parseNumber('--input-offset', v['input-offset']);
     if (bnRecalibration !== undefined) o.bnRecalibration = bnRecalibration;
+    if (trainShards !== undefined) o.trainShards = trainShards;
+    if (trainThreads !== undefined) o.trainThreads = trainThreads;
     return o;
   };
 

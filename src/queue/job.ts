@@ -33,10 +33,14 @@ export function validateJob(jobId: string | undefined, raw: unknown): JobData {
   return { sweep: d.sweep, runId: d.runId, command: 'search', flags: spec.runs![0]! };
 }
 
-/** The run's `prunus search` flags on a worker: the job's, with --workers from the worker unless the sweep set it. */
+/**
+ * The run's `prunus search` flags on a worker: the job's, with --workers and --train-threads (this machine's share
+ * of cores for the run) from the worker unless the sweep set them.
+ */
 export function jobArgv(job: JobData, workers: number): string[] {
   const argv = flagsToArgv(job.flags);
   if (job.flags.workers === undefined) argv.push('--workers', String(workers));
+  if (job.flags['train-threads'] === undefined) argv.push('--train-threads', String(workers));
   return argv;
 }
 

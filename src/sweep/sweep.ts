@@ -273,6 +273,8 @@ export async function resolveSweep(input: string | SweepSpec, opts: SweepOptions
     const flags = { ...r.flags };
     const argv = [command, ...flagsToArgv(flags)];
     if (flags.workers === undefined) argv.push('--workers', String(workers));
+    // Sharded training steps get the same share of the cores as the evaluator (results do not depend on it).
+    if (flags['train-threads'] === undefined) argv.push('--train-threads', String(workers));
     argv.push('--out', runDir, '--json');
     return { ...r, dir: `runs/${r.id}`, argv };
   });

@@ -10,6 +10,7 @@ import type { ParamMasks } from '../../models/channels.js';
 import type { ImageSet } from '../../foundation/data/datasets.js';
 import { checkSgdConfig, type SgdConfig } from './solver.js';
 import { Trainer, type LossFn } from './trainer.js';
+import { resolveTrainThreads } from './shard-pool.js';
 
 export interface TrainResult {
   params: ModelParams;
@@ -31,6 +32,11 @@ export interface TrainOptions {
   /** Sharded steps (Trainer's shards and threads); the default loss only. */
   shards?: number;
   threads?: number;
+}
+
+/** The sharding options of a config holding trainShards / trainThreads (0 threads = one per core). */
+export function shardedTraining(cfg: { trainShards?: number; trainThreads?: number }): Pick<TrainOptions, 'shards' | 'threads'> {
+  return { shards: cfg.trainShards ?? 1, threads: resolveTrainThreads(cfg.trainThreads ?? 0) };
 }
 
 /** Trains a copy of `params` for cfg.steps SGD steps on `data`. */
