@@ -19,7 +19,8 @@
  * at each density on that layer. These are the measurements behind engine.ts's SPARSE_CROSSOVER.
  *
  * Each row also reports CPU seconds per candidate (all threads of this process) and the 1-minute load average, since
- * wall-clock rates on a shared machine depend on what else runs there.
+ * wall-clock rates on a shared machine depend on what else runs there, and PyTorch's masked-dense candidates/s on one
+ * thread measured in the same run (bench/crosscheck/torch_eval.py) when a python3 with torch is found.
  */
 import { loadavg } from 'node:os';
 import { Worker } from 'node:worker_threads';
@@ -37,6 +38,7 @@ import { magnitudeStats } from '../models/masks.js';
 import { initBackend, parseBackendName, describeBackend } from '../backends/backend.js';
 import { createInProcessEvaluator, createPoolEvaluator, evaluateMasks, pathsFor, type Candidate, type Evaluator, type PathMode, type EvaluationContext } from '../evaluators/index.js';
 import { loadReleasedModel } from '../models/caffe/released.js';
+import { torchPython, runTorchPeer } from './lib/torch-peer.js';
 
 const MODELS = ['lenet-300-100', 'lenet-5'] as const;
 type Model = (typeof MODELS)[number];
@@ -70,6 +72,8 @@ export interface EvalBenchRow {
   loadAverage: number;
   correct: number;
   pytorchReference: number;
+  /** PyTorch's masked-dense candidates/s on one thread, measured in this run (bench/crosscheck/torch_eval.py); null without torch. */
+  pytorchMeasured: number | null;
   weights: 'released-reference' | 'released-compressed' | 'xavier';
 }
 
@@ -209,7 +213,9 @@ async function measure(ev: Evaluator, nLayers: number, workers: number, minSecon
 
 async function throughput(a: Args, emit: (r: EvalBenchRow) => void): Promise<void> {
   const ds = loadDataset('mnist', { limit: { validation: a.images, train: 1, test: 1 } });
+  const py = torchPython();
   for (const model of a.models) {
+    const peer = py ? +runTorchPeer<{ candidatesPerSecond: number }>(py, 'torch_eval.py', ['--model', model, '--images', String(a.images), '--threads', '1']).candidatesPerSecond.toFixed(3) : null;
     for (const density of a.densities) {
       const { ctx, weights } = contextFor(model, density, ds.validation);
       const nonZero = ctx.masks.reduce((s, m) => s + m.weight.reduce((x, y) => x + y, 0) + m.bias.reduce((x, y) => x + y, 0), 0);
@@ -240,6 +246,7 @@ async function throughput(a: Args, emit: (r: EvalBenchRow) => void): Promise<voi
             loadAverage: +((load0 + loadavg()[0]!) / 2).toFixed(2),
             correct: m.correct,
             pytorchReference: PYTORCH_REFERENCE[model],
+            pytorchMeasured: peer,
             weights,
           });
         } finally {
@@ -504,7 +511,7 @@ export async function run(args: string[]): Promise<void> {
   if (!a.json) {
     const b = await initBackend(a.backend);
     console.log(`evaluator throughput, ${a.images} images, workers' ${describeBackend(b)}`);
-    console.log('model            density        workers  cand/s   (PyTorch ref)  cpu s/cand  paths                       load');
+    console.log('model            density        workers  cand/s   PyTorch (measured here, else * = recorded)  cpu s/cand  paths                       load');
   }
   const most = Math.max(...a.workers);
   if (most > 1) {
@@ -516,7 +523,7 @@ export async function run(args: string[]): Promise<void> {
     if (a.json) console.log(JSON.stringify(r));
     else
       console.log(
-        `${r.model.padEnd(16)} ${r.density.padEnd(14)} ${pad(r.workers, 7)} ${pad(r.candidatesPerSecond.toFixed(2), 7)}   ${pad(r.pytorchReference, 8)}      ${pad(r.cpuSecondsPerCandidate.toFixed(3), 9)}   ${r.layerPaths.join(',').padEnd(27)} ${r.loadAverage}`,
+        `${r.model.padEnd(16)} ${r.density.padEnd(14)} ${pad(r.workers, 7)} ${pad(r.candidatesPerSecond.toFixed(2), 7)}   ${pad(r.pytorchMeasured !== null ? r.pytorchMeasured.toFixed(2) : `${r.pytorchReference}*`, 8)}      ${pad(r.cpuSecondsPerCandidate.toFixed(3), 9)}   ${r.layerPaths.join(',').padEnd(27)} ${r.loadAverage}`,
       );
   });
 }

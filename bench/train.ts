@@ -18,9 +18,6 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { Worker } from 'node:worker_threads';
-import { execFileSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import { parseFlags, COMMON_FLAGS } from '../src/cli-args.js';
 import { parseNumber, UsageError } from '../foundation/errors.js';
 import { initBackend, parseBackendName, describeBackend, backendRecord } from '../backends/backend.js';
@@ -31,6 +28,7 @@ import { Rng } from '../foundation/rng.js';
 import { Trainer, evaluateAccuracy } from '../src/train/index.js';
 import { parseNumberList } from '../src/pipeline/config.js';
 import { benchArchitecture } from './lib/train-models.js';
+import { torchPython, runTorchPeer } from './lib/torch-peer.js';
 
 const FLAGS = {
   ...COMMON_FLAGS,
@@ -84,24 +82,8 @@ async function ceiling(model: string, n: number, warmup: number, steps: number):
   return out;
 }
 
-/** A python3 that imports torch, or null. */
-function findTorchPython(): string | null {
-  for (const py of ['/usr/bin/python3', 'python3']) {
-    try {
-      execFileSync(py, ['-c', 'import torch'], { stdio: 'ignore' });
-      return py;
-    } catch {
-      // next
-    }
-  }
-  return null;
-}
-
 function torchStep(py: string, model: string, threads: number, steps: number): { msPerStep: number; torch: string; blas: string } {
-  const script = fileURLToPath(new URL('../../bench/crosscheck/torch_train.py', import.meta.url));
-  const path = existsSync(script) ? script : fileURLToPath(new URL('./crosscheck/torch_train.py', import.meta.url));
-  const out = execFileSync(py, [path, '--model', model, '--threads', String(threads), '--steps', String(steps)], { encoding: 'utf8' });
-  return JSON.parse(out.trim().split('\n').at(-1)!) as { msPerStep: number; torch: string; blas: string };
+  return runTorchPeer(py, 'torch_train.py', ['--model', model, '--threads', String(threads), '--steps', String(steps)]);
 }
 
 function timeKernel(impl: Conv2DBackpropFilterImpl, xShape: [number, number, number, number], filterShape: [number, number, number, number], reps: number): number {
@@ -139,7 +121,7 @@ export async function run(args: string[]): Promise<void> {
   const threadCounts = parseNumberList('--threads', values.threads).map((t) => parseNumber('--threads', String(t), { min: 1, max: 256, integer: true }));
   const models = values.models.split(',').map((m) => m.trim()).filter(Boolean);
   if (models.length === 0) throw new UsageError('--models is empty');
-  const py = values['no-peer'] ? null : findTorchPython();
+  const py = values['no-peer'] ? null : torchPython();
   if (!values['no-peer'] && !py) process.stderr.write('bench train: no python3 with torch found; no peer rows\n');
   const data = loadDataset('mnist', { limit: { train: 12800, validation: 1, test: 10000 } });
   const train: ImageSet = data.train;
