@@ -99,11 +99,10 @@ function size(shape: number[]): number {
 }
 
 
-/** The worker threads' backend: the one running here, so that every shard is computed alike (tfjs-node stays out of workers). */
-function workerBackend(): BackendName {
+/** The worker threads' backend: the one running here, so that every shard is computed alike; null when workers cannot run it. */
+function workerBackend(): BackendName | null {
   const b = tf.getBackend();
-  if (b === 'cpu' || b === 'webgpu') return b;
-  return 'wasm';
+  return b === 'wasm' || b === 'cpu' ? b : null;
 }
 
 export class Trainer {
@@ -213,9 +212,10 @@ export class Trainer {
     if (!Number.isInteger(this.shards) || this.shards < 1) throw new Error(`train shards must be an integer >= 1, got ${this.shards}`);
     if (this.shards > 1) {
       if (this.loss || this.extras.length) throw new Error('sharded training needs the default loss and no extra variables');
-      // tfjs-node runs on this thread only (workers would compute with wasm): one thread keeps results independent of the count.
-      const threads = tf.getBackend() === 'tensorflow' ? 1 : (opts.threads ?? 1);
-      this.pool = new ShardPool(arch, { threads, shards: this.shards, batchSize: this.batchSize, backend: workerBackend(), distill: d ?? null });
+      // Worker threads run wasm or cpu, the backend of this thread; under tfjs-node or WebGPU (not loaded in workers)
+      // the shards are computed here alone, which keeps results independent of the thread count.
+      const threads = workerBackend() === null ? 1 : (opts.threads ?? 1);
+      this.pool = new ShardPool(arch, { threads, shards: this.shards, batchSize: this.batchSize, backend: workerBackend() ?? 'wasm', distill: d ?? null });
     }
   }
 
