@@ -30,6 +30,7 @@ import {
 import type { EvaluationContext, PathMode } from './types.js';
 import { CONV_COLUMN_CHUNK, convColumnPlan, runConvColumns, type ConvColumnPlan } from './columns.js';
 import { columnKernels } from './simd.js';
+import { byOutput, runGather, type DenseCsc } from './dense-gather.js';
 import { compileSparseConv } from './sparse-conv.js';
 import { compileMaxPool, compileBatchNorm, argmax64 } from './sparse-layers.js';
 import { choosePaths, type LayerPath } from './paths.js';
@@ -109,6 +110,8 @@ interface ColumnPlan {
   inRows: Int32Array;
   /** Per buffer (input, then each layer's output): 1 = the row has a non-zero value in this batch. */
   rowNz: Uint8Array[];
+  /** The layers' weights by output unit, for the gather kernel (dense-gather.ts). */
+  cscs: DenseCsc[];
 }
 
 function nonEmptyRows(c: DenseCsr): Int32Array {
@@ -121,7 +124,7 @@ function columnPlan(steps: JsStep[]): ColumnPlan | null {
   if (steps.length === 0 || !steps.every((s) => s.csr)) return null;
   const layers = steps.map((s) => s.csr!);
   const rows = layers.map((c, k) => (k + 1 < layers.length ? nonEmptyRows(layers[k + 1]!) : Int32Array.from({ length: c.nOut }, (_, o) => o)));
-  return { layers, rows, inRows: nonEmptyRows(layers[0]!), rowNz: [new Uint8Array(layers[0]!.nIn), ...layers.map((c) => new Uint8Array(c.nOut))] };
+  return { layers, rows, inRows: nonEmptyRows(layers[0]!), rowNz: [new Uint8Array(layers[0]!.nIn), ...layers.map((c) => new Uint8Array(c.nOut))], cscs: layers.map(byOutput) };
 }
 
 /** Unit-major scratch buffers, reused across calls (the engine is synchronous; each worker has its own). */
@@ -320,7 +323,10 @@ export function evaluateMasks(ctx: EvaluationContext, masks: readonly LayerMasks
   const segments = buildSegments(ctx, masks, paths, opts.columns ?? true);
   const seg0 = segments[0]!;
   const csr = seg0.kind === 'js' && !seg0.columns && (!seg0.convColumns || seg0.convColumns.sparseInput) ? imageCsr(data.images, count, per) : null;
-  const csc = seg0.kind === 'js' && seg0.columns ? imageCsc(data.images, count, per, B) : null;
+  // Fully-connected column segments run on the wasm gather kernel where there is one, else on sparse.ts's kernels.
+  const K = columnKernels(opts.columnKernels);
+  const imagesFirst = seg0.kind === 'js' && seg0.columns !== null;
+  const csc = imagesFirst && !K.gather ? imageCsc(data.images, count, per, B) : null;
   let correct = 0;
   let evaluated = 0;
   let earlyExit = false;
@@ -348,7 +354,6 @@ export function evaluateMasks(ctx: EvaluationContext, masks: readonly LayerMasks
           const sparseIn = si === 0 ? csr : null;
           if (seg.convColumns) {
             const plan = seg.convColumns;
-            const K = columnKernels(opts.columnKernels);
             const n = seg.outSize;
             const out = last ? null : new Float32Array(b * n);
             const outRow = plan.rowNow;
@@ -376,7 +381,10 @@ export function evaluateMasks(ctx: EvaluationContext, masks: readonly LayerMasks
             }
             if (out) arr = out;
           } else if (seg.columns) {
-            const y = runColumns(seg.columns, b, si === 0 ? csc : null, start / B, si === 0 && csc ? null : input);
+            const plan = seg.columns;
+            const y = K.gather
+              ? runGather(K, plan.layers, plan.cscs, plan.rows, plan.rowNz, b, si === 0 && imagesFirst ? { images: data.images, count, per, B, batch: start / B } : { input, inRows: plan.inRows })
+              : runColumns(plan, b, si === 0 ? csc : null, start / B, si === 0 && csc ? null : input);
             if (last) {
               for (let i = 0; i < b; i++) {
                 // argmax64 over the image's column: first maximum wins.

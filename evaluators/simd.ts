@@ -4,6 +4,9 @@
  *
  *   axpy(y, x, n, w):         y[i] = y[i] + x[i] * w                       (i < n)
  *   pool4(y, a, b, d, e, n):  y[i] = max(max(a[i], b[i]), max(d[i], e[i]))  with max(p, q) = p > q ? p : q
+ *   gather(y, rows, ws, m, n, bias): y[i] = (((bias + r0[i]·w0) + r1[i]·w1) + …) + r(m−1)[i]·w(m−1)   (i < n)
+ *                            where rk is the row starting at byte address rows[k] and wk = ws[k] — one output unit of
+ *                            a fully-connected layer for n images, its inputs added in the order given
  *
  * Bit-identity: f64x2.mul and f64x2.add round each lane exactly as scalar f64 `*` and `+` (IEEE 754 binary64,
  * round to nearest even; no fused multiply-add exists in core wasm SIMD), and `p > q ? p : q` is exactly
@@ -58,6 +61,8 @@ const F64_STORE = [0x39, 3, 0];
 const F64_ADD = [0xa0];
 const F64_MUL = [0xa2];
 const F64_GT = [0x64];
+const GE_U = [0x4f];
+const I32_LOAD = [0x28, 2, 0];
 const SELECT = [0x1b];
 const simd = (op: number) => [0xfd, ...uleb(op)];
 const V_LOAD = [...simd(0x00), 4, 0];
@@ -169,21 +174,118 @@ const POOL4S = func(
   ],
 );
 
-/** The module: imports memory e.m; exports axpy (func 0), pool4 (func 1) and pool4s (func 2). */
+// gather(y, rows, ws, m, n: i32, bias: f64); locals: j = 6 (byte offset of the lanes), end = 7 (n·8),
+// e = 8 (byte offset into rows, 4 per entry), eEnd = 9 (m·4), acc = 10 (v128), accS = 11 (f64), acc1 = 12 (v128),
+// wv = 13 (v128), ra = 14 (i32), acc2 = 15, acc3 = 16 (v128). Per lane: acc = bias, then acc = acc + r_k[lane]·w_k
+// for k = 0 .. m−1 (f64x2 mul then add: scalar rounding). Eight lanes per pass while they last (each row address
+// and weight read once for them), then four, two, one.
+const rowAt = [...get(1), ...get(8), ...ADD, ...I32_LOAD, ...get(6), ...ADD];
+const weightAt = [...get(2), ...get(8), ...get(8), ...ADD, ...ADD, ...F64_LOAD];
+const vLoadAt = (off: number) => [...simd(0x00), 4, ...uleb(off)];
+const vStoreAt = (off: number) => [...simd(0x0b), 4, ...uleb(off)];
+const V_LOAD16 = vLoadAt(16);
+const V_STORE16 = vStoreAt(16);
+/** acc_local = acc_local + v128.load(ra + off) · wv */
+const madd = (acc: number, off: number) => [...get(acc), ...get(14), ...vLoadAt(off), ...get(13), ...F64X2_MUL, ...F64X2_ADD, ...set(acc)];
+const storeAcc = (acc: number, off: number) => [...get(0), ...get(6), ...ADD, ...get(acc), ...vStoreAt(off)];
+const GATHER = func(
+  [
+    [4, I32],
+    [1, V128],
+    [1, F64],
+    [2, V128],
+    [1, I32],
+    [2, V128],
+  ],
+  [
+    ...get(4), ...i32(3), ...SHL, ...set(7),
+    ...get(3), ...i32(2), ...SHL, ...set(9),
+    // Eight lanes per pass.
+    ...BLOCK, ...LOOP,
+    ...get(6), ...i32(64), ...ADD, ...get(7), ...GT_U, ...brIf(1),
+    ...get(5), ...F64X2_SPLAT, ...set(10),
+    ...get(5), ...F64X2_SPLAT, ...set(12),
+    ...get(5), ...F64X2_SPLAT, ...set(15),
+    ...get(5), ...F64X2_SPLAT, ...set(16),
+    ...i32(0), ...set(8),
+    ...BLOCK, ...LOOP,
+    ...get(8), ...get(9), ...GE_U, ...brIf(1),
+    ...rowAt, ...set(14),
+    ...weightAt, ...F64X2_SPLAT, ...set(13),
+    ...madd(10, 0), ...madd(12, 16), ...madd(15, 32), ...madd(16, 48),
+    ...get(8), ...i32(4), ...ADD, ...set(8),
+    ...br(0),
+    ...END, ...END,
+    ...storeAcc(10, 0), ...storeAcc(12, 16), ...storeAcc(15, 32), ...storeAcc(16, 48),
+    ...get(6), ...i32(64), ...ADD, ...set(6),
+    ...br(0),
+    ...END, ...END,
+    // Four lanes per pass.
+    ...BLOCK, ...LOOP,
+    ...get(6), ...i32(32), ...ADD, ...get(7), ...GT_U, ...brIf(1),
+    ...get(5), ...F64X2_SPLAT, ...set(10),
+    ...get(5), ...F64X2_SPLAT, ...set(12),
+    ...i32(0), ...set(8),
+    ...BLOCK, ...LOOP,
+    ...get(8), ...get(9), ...GE_U, ...brIf(1),
+    ...rowAt, ...set(14),
+    ...weightAt, ...F64X2_SPLAT, ...set(13),
+    ...get(10), ...get(14), ...V_LOAD, ...get(13), ...F64X2_MUL, ...F64X2_ADD, ...set(10),
+    ...get(12), ...get(14), ...V_LOAD16, ...get(13), ...F64X2_MUL, ...F64X2_ADD, ...set(12),
+    ...get(8), ...i32(4), ...ADD, ...set(8),
+    ...br(0),
+    ...END, ...END,
+    ...get(0), ...get(6), ...ADD, ...get(10), ...V_STORE,
+    ...get(0), ...get(6), ...ADD, ...get(12), ...V_STORE16,
+    ...get(6), ...i32(32), ...ADD, ...set(6),
+    ...br(0),
+    ...END, ...END,
+    // Two lanes.
+    ...BLOCK, ...LOOP,
+    ...get(6), ...i32(16), ...ADD, ...get(7), ...GT_U, ...brIf(1),
+    ...get(5), ...F64X2_SPLAT, ...set(10),
+    ...i32(0), ...set(8),
+    ...BLOCK, ...LOOP,
+    ...get(8), ...get(9), ...GE_U, ...brIf(1),
+    ...get(10), ...rowAt, ...V_LOAD, ...weightAt, ...F64X2_SPLAT, ...F64X2_MUL, ...F64X2_ADD, ...set(10),
+    ...get(8), ...i32(4), ...ADD, ...set(8),
+    ...br(0),
+    ...END, ...END,
+    ...get(0), ...get(6), ...ADD, ...get(10), ...V_STORE,
+    ...get(6), ...i32(16), ...ADD, ...set(6),
+    ...br(0),
+    ...END, ...END,
+    ...get(6), ...get(7), ...LT_U, ...IF,
+    ...get(5), ...set(11),
+    ...i32(0), ...set(8),
+    ...BLOCK, ...LOOP,
+    ...get(8), ...get(9), ...GE_U, ...brIf(1),
+    ...get(11), ...rowAt, ...F64_LOAD, ...weightAt, ...F64_MUL, ...F64_ADD, ...set(11),
+    ...get(8), ...i32(4), ...ADD, ...set(8),
+    ...br(0),
+    ...END, ...END,
+    ...get(0), ...get(6), ...ADD, ...get(11), ...F64_STORE,
+    ...END,
+  ],
+);
+
+/** The module: imports memory e.m; exports axpy (func 0), pool4 (func 1), pool4s (func 2) and gather (func 3). */
 export const COLUMN_WASM = new Uint8Array([
   0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
   ...section(1, vec([
     [0x60, ...vec([[I32], [I32], [I32], [F64]]), 0],
     [0x60, ...vec([[I32], [I32], [I32], [I32], [I32], [I32]]), 0],
+    [0x60, ...vec([[I32], [I32], [I32], [I32], [I32], [F64]]), 0],
   ])),
   ...section(2, vec([[...name('e'), ...name('m'), 0x02, 0x00, 0x01]])),
-  ...section(3, vec([[0], [1], [1]])),
+  ...section(3, vec([[0], [1], [1], [2]])),
   ...section(7, vec([
     [...name('axpy'), 0x00, 0],
     [...name('pool4'), 0x00, 1],
     [...name('pool4s'), 0x00, 2],
+    [...name('gather'), 0x00, 3],
   ])),
-  ...section(10, [3, ...AXPY, ...POOL4, ...POOL4S]),
+  ...section(10, [4, ...AXPY, ...POOL4, ...POOL4S, ...GATHER]),
 ]);
 
 /**
@@ -191,8 +293,22 @@ export const COLUMN_WASM = new Uint8Array([
  */
 export interface ColumnKernels {
   readonly kind: 'wasm' | 'js';
-  /** The arena, at least n values long. Views taken from an earlier arena may be detached after this call. */
+  /**
+   * The arena, at least n values long (after the pinned region). Views taken from an earlier arena or pin may be
+   * detached after this call.
+   */
   arena(n: number): Float64Array;
+  /**
+   * A region before the arena whose contents outlive calls while `key` and n stay the same: `fill` writes it when
+   * they change. Returns its view (detached by a later arena() that grows the memory: call pin again, it does not
+   * refill). arena() never overlaps it.
+   */
+  pin(key: object, n: number, fill: (view: Float64Array) => void): Float64Array;
+  /**
+   * wasm only: gather over byte addresses in the kernels' memory (see the module comment): y (f64 × n), rows (i32 × m,
+   * each the byte address of an f64 row), ws (f64 × m).
+   */
+  gather?(y: number, rows: number, ws: number, m: number, n: number, bias: number): void;
   /** y[yi + i] += x[xi + i] * w for i < n. */
   axpy(y: Float64Array, yi: number, x: Float64Array, xi: number, n: number, w: number): void;
   /** y[yi + i] = max(max(x[ai + i], x[bi + i]), max(x[di + i], x[ei + i])) with max(p, q) = p > q ? p : q. */
@@ -203,11 +319,19 @@ export interface ColumnKernels {
 
 function jsKernels(): ColumnKernels {
   let mem = new Float64Array(0);
+  let pinned: { key: object; view: Float64Array } | null = null;
   return {
     kind: 'js',
     arena(n) {
       if (mem.length < n) mem = new Float64Array(n);
       return mem;
+    },
+    pin(key, n, fill) {
+      if (!pinned || pinned.key !== key || pinned.view.length !== n) {
+        pinned = { key, view: new Float64Array(n) };
+        fill(pinned.view);
+      }
+      return pinned.view;
     },
     axpy(y, yi, x, xi, n, w) {
       const d = xi - yi;
@@ -254,15 +378,39 @@ function wasmKernels(): ColumnKernels | null {
     const memory = new WebAssembly.Memory({ initial: 16 });
     const inst = new WebAssembly.Instance(new WebAssembly.Module(COLUMN_WASM), { e: { m: memory } });
     type Pool = (y: number, a: number, b: number, d: number, e: number, n: number) => void;
-    const ex = inst.exports as { axpy: (y: number, x: number, n: number, w: number) => void; pool4: Pool; pool4s: Pool };
+    const ex = inst.exports as {
+      axpy: (y: number, x: number, n: number, w: number) => void;
+      pool4: Pool;
+      pool4s: Pool;
+      gather: (y: number, rows: number, ws: number, m: number, n: number, bias: number) => void;
+    };
     let view = new Float64Array(memory.buffer);
+    // The pinned region is [0, pinLen) values; the arena starts after it, 16-byte aligned.
+    let pinKey: object | null = null;
+    let pinLen = 0;
+    const ensure = (values: number): Float64Array => {
+      const bytes = values * 8;
+      if (memory.buffer.byteLength < bytes) memory.grow(Math.ceil((bytes - memory.buffer.byteLength) / 65536));
+      if (view.buffer !== memory.buffer) view = new Float64Array(memory.buffer);
+      return view;
+    };
+    const arenaStart = (): number => pinLen + (pinLen & 1);
     return {
       kind: 'wasm',
       arena(n) {
-        const bytes = n * 8;
-        if (memory.buffer.byteLength < bytes) memory.grow(Math.ceil((bytes - memory.buffer.byteLength) / 65536));
-        if (view.buffer !== memory.buffer) view = new Float64Array(memory.buffer);
-        return view;
+        const start = arenaStart();
+        return ensure(start + n).subarray(start, start + n);
+      },
+      pin(key, n, fill) {
+        if (pinKey !== key || pinLen !== n) {
+          pinKey = key;
+          pinLen = n;
+          fill(ensure(n).subarray(0, n));
+        }
+        return ensure(n).subarray(0, n);
+      },
+      gather(y, rows, ws, m, n, bias) {
+        ex.gather(y, rows, ws, m, n, bias);
       },
       axpy(y, yi, x, xi, n, w) {
         ex.axpy(y.byteOffset + 8 * yi, x.byteOffset + 8 * xi, n, w);

@@ -254,6 +254,26 @@ describe('batched column kernels (fully-connected JS segments)', () => {
     }
   });
 
+  it('the wasm gather kernel gives the JS column kernels\' margins bit for bit (100%, 10%, 1%, released; odd batches)', () => {
+    const n = data.validation.count;
+    const bits = (a: Float64Array): string => Buffer.from(a.buffer, a.byteOffset, a.byteLength).toString('hex');
+    for (const [name, ctx, masks] of cases()) {
+      for (const batch of [1000, 333, 7, 1]) {
+        const out = (['wasm', 'js'] as const).map((columnKernels) => {
+          const predictions = new Int32Array(n);
+          const margins = new Float64Array(n);
+          const r = evaluateMasks(ctx, masks, { path: 'sparse', batchSize: batch, predictions, margins, columns: true, columnKernels });
+          return { r, predictions: [...predictions], margins: bits(margins) };
+        });
+        const tag = `${name} batch ${batch}`;
+        expect(out[0]!.r.columnSegments, tag).toBe(1);
+        expect(out[0]!.r.correct, tag).toBe(out[1]!.r.correct);
+        expect(out[0]!.predictions, tag).toEqual(out[1]!.predictions);
+        expect(out[0]!.margins === out[1]!.margins, tag).toBe(true);
+      }
+    }
+  });
+
   it('the released compressed model keeps its count on the validation images, batched or not', () => {
     const comp = loadReleasedModel(fixtures, 'lenet300100-compressed');
     const ctx: EvaluationContext = { ...ctx300, params: comp.params, masks: comp.masks };

@@ -103,6 +103,36 @@ describe('simd inner loops', () => {
       }
     }
   });
+
+  it('gather: bias, then each row times its weight in the order given, equals the scalar loop bit for bit (every lane tail)', () => {
+    const w = columnKernels('wasm');
+    const rng = new Rng('gather');
+    const special = [0, -0, NaN, 1, -1, 0.5];
+    for (const n of [0, 1, 2, 3, 4, 5, 7, 8, 9, 15, 16, 17, 101]) {
+      for (const m of [0, 1, 3, 6]) {
+        const rowsLen = 5 * n;
+        const a = w.arena(rowsLen + n + m + m + 8);
+        for (let i = 0; i < rowsLen; i++) a[i] = rng.uniform() < 0.3 ? special[rng.int(special.length)]! : (rng.uniform() - 0.5) * 10;
+        const order = Array.from({ length: m }, () => rng.int(5));
+        const weights = Array.from({ length: m }, () => (rng.uniform() - 0.5) * 3);
+        const y = a.subarray(rowsLen, rowsLen + n);
+        const ws = a.subarray(rowsLen + n, rowsLen + n + m);
+        ws.set(weights);
+        const start = rowsLen + n + m + ((rowsLen + n + m) & 1);
+        const rows = new Int32Array(a.buffer, a.byteOffset + start * 8, m);
+        order.forEach((r, k) => (rows[k] = a.byteOffset + r * n * 8));
+        const bias = -0;
+        w.gather!(y.byteOffset, rows.byteOffset, ws.byteOffset, m, n, bias);
+        const want = new Float64Array(n);
+        for (let j = 0; j < n; j++) {
+          let acc = bias;
+          for (let k = 0; k < m; k++) acc = acc + a[order[k]! * n + j]! * weights[k]!;
+          want[j] = acc;
+        }
+        expect(bits(y) === bits(want), `n=${n} m=${m}`).toBe(true);
+      }
+    }
+  });
 });
 
 describe('conv column kernels: bit-identical to the per-image kernels', () => {
