@@ -165,7 +165,9 @@ export function runGather(
         gather(y.byteOffset + (o * b + j0) * 8, addr.byteOffset, ws.byteOffset, m, nb, c.bias[o]!);
       }
     }
-    finishRows(y, b, live, c.relu, rowNz[k + 1]!);
+    const nz = rowNz[k + 1]!;
+    if (c.relu) for (let r = 0; r < live.length; r++) nz[live[r]!] = K.relu!(y.byteOffset + live[r]! * b * 8, b);
+    else finishRows(y, b, live, false, nz);
     x = y;
     xRow0 = 0;
     xNz = rowNz[k + 1]!;

@@ -34,7 +34,7 @@ import { byOutput, runGather, type DenseCsc } from './dense-gather.js';
 import { compileSparseConv } from './sparse-conv.js';
 import { compileMaxPool, compileBatchNorm, argmax64 } from './sparse-layers.js';
 import { choosePaths, type LayerPath } from './paths.js';
-import { liveness } from './liveness.js';
+import { keptEntries, liveness } from './liveness.js';
 import { imageCsr, imageCsc, imageDensity, type ImageCsr, type ImageCsc } from './image-encoding.js';
 
 export interface EngineOptions {
@@ -193,7 +193,8 @@ function buildSegments(ctx: EvaluationContext, masks: readonly LayerMasks[], pat
   const firstPrunable = infos.findIndex((i) => i.layer >= 0);
   for (let i = 0; i < firstPrunable; i++) place[i] = place[firstPrunable]!;
 
-  const live = place.includes('sparse') ? liveness(ctx, masks, infos) : null;
+  const kept = place.includes('sparse') ? masks.map((m, l) => keptEntries(ctx.params.layers[l]!.weight, m.weight)) : undefined;
+  const live = kept ? liveness(ctx, masks, infos, kept) : null;
   const segments: Segment[] = [];
   let i = 0;
   while (i < infos.length) {
@@ -221,7 +222,7 @@ function buildSegments(ctx: EvaluationContext, masks: readonly LayerMasks[], pat
       for (const g of group) {
         const op = g.op;
         const lv = live![infos.indexOf(g)]!;
-        if (op.type === 'dense') steps.push(compileSparseDense(op, ctx.params.layers[g.layer]!, masks[g.layer]!, lv));
+        if (op.type === 'dense') steps.push(compileSparseDense(op, ctx.params.layers[g.layer]!, masks[g.layer]!, lv, kept![g.layer]));
         else if (op.type === 'conv2d') {
           const inDensity = infos.indexOf(g) === 0 ? imageDensity(ctx.data.images) : 1;
           steps.push(compileSparseConv(op, ctx.params.layers[g.layer]!, masks[g.layer]!, g.inShape, lv, inDensity));

@@ -9,7 +9,23 @@ import type { EvaluationContext } from './types.js';
  * when flat) that are identically zero — no kept weight from a non-zero input reaches them and their bias is off —
  * and `neededOut` marks output channels that some kept weight downstream reads. Batchnorm ends zero-propagation.
  */
-export function liveness(ctx: EvaluationContext, masks: readonly LayerMasks[], infos: readonly NodeInfo[]): Live[] {
+/**
+ * Indices (increasing) of a layer's kept weights: mask 1 and weight not exactly 0. One scan; the passes below and the
+ * CSR builders then visit only these.
+ */
+let keptScratch = new Int32Array(0);
+export function keptEntries(w: Float32Array, mw: Uint8Array): Int32Array {
+  if (keptScratch.length < w.length) keptScratch = new Int32Array(w.length);
+  const s = keptScratch;
+  let k = 0;
+  for (let i = 0; i < w.length; i++) {
+    s[k] = i;
+    k += mw[i] !== 0 && w[i] !== 0 ? 1 : 0;
+  }
+  return s.slice(0, k);
+}
+
+export function liveness(ctx: EvaluationContext, masks: readonly LayerMasks[], infos: readonly NodeInfo[], kept?: readonly Int32Array[]): Live[] {
   const out: Live[] = [];
   let zero: Uint8Array = new Uint8Array(infos[0]!.inShape[2]);
   for (const inf of infos) {
@@ -27,6 +43,16 @@ export function liveness(ctx: EvaluationContext, masks: readonly LayerMasks[], i
         next = new Uint8Array(Co);
         for (let o = 0; o < Co; o++) next[o] = m.bias[o] && l.bias[o] !== 0 ? 0 : 1;
         const rows = w.length / Co;
+        const kl = kept?.[inf.layer];
+        if (kl) {
+          const dense = inf.op.type === 'dense';
+          for (let q = 0; q < kl.length; q++) {
+            const e = kl[q]!;
+            const r = (e / Co) | 0;
+            if (!zeroIn[dense ? r : r % C]) next[e - r * Co] = 0;
+          }
+          break;
+        }
         for (let r = 0, ci = 0; r < rows; r++) {
           // dense: input unit r; conv: row r = (ky*K + kx)*C + ci
           const c = inf.op.type === 'dense' ? r : ci;
@@ -71,6 +97,17 @@ export function liveness(ctx: EvaluationContext, masks: readonly LayerMasks[], i
         const mw = masks[inf.layer]!.weight;
         prev = new Uint8Array(C);
         const rows = w.length / Co;
+        const kl = kept?.[inf.layer];
+        if (kl) {
+          const dense = inf.op.type === 'dense';
+          for (let q = 0; q < kl.length; q++) {
+            const e = kl[q]!;
+            const r = (e / Co) | 0;
+            const c = dense ? r : r % C;
+            if (needed[e - r * Co] && !live.zeroIn[c]) prev[c] = 1;
+          }
+          break;
+        }
         for (let r = 0, ci = 0; r < rows; r++) {
           const c = inf.op.type === 'dense' ? r : ci;
           if (++ci === C) ci = 0;

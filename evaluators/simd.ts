@@ -7,6 +7,9 @@
  *   gather(y, rows, ws, m, n, bias): y[i] = (((bias + r0[i]·w0) + r1[i]·w1) + …) + r(m−1)[i]·w(m−1)   (i < n)
  *                            where rk is the row starting at byte address rows[k] and wk = ws[k] — one output unit of
  *                            a fully-connected layer for n images, its inputs added in the order given
+ *   relu(y, n) → flag:        y[i] = (y[i] + |y[i]|)·0.5 (exactly max(y, 0) for finite y, as sparse.ts's finishRows
+ *                            computes it); flag = 1 when the sum of the results is > 0 (some value is positive and
+ *                            none is NaN, the same test as finishRows's sequential sum)
  *
  * Bit-identity: f64x2.mul and f64x2.add round each lane exactly as scalar f64 `*` and `+` (IEEE 754 binary64,
  * round to nearest even; no fused multiply-add exists in core wasm SIMD), and `p > q ? p : q` is exactly
@@ -269,23 +272,58 @@ const GATHER = func(
   ],
 );
 
-/** The module: imports memory e.m; exports axpy (func 0), pool4 (func 1), pool4s (func 2) and gather (func 3). */
+// relu(y, n: i32) → i32; locals: end = 2 (i32), acc = 3 (v128), s = 4 (f64).
+const F64X2_ABS = simd(0xec);
+const F64_ABS = [0x99];
+const f64c = (v: number) => [0x44, ...new Uint8Array(new Float64Array([v]).buffer)];
+const lane = (k: number) => [...simd(0x21), k];
+const RELU = func(
+  [
+    [1, I32],
+    [1, V128],
+    [1, F64],
+  ],
+  [
+    ...get(0), ...get(1), ...i32(3), ...SHL, ...ADD, ...set(2),
+    ...BLOCK, ...LOOP,
+    ...get(0), ...i32(16), ...ADD, ...get(2), ...GT_U, ...brIf(1),
+    ...get(0),
+    ...get(0), ...V_LOAD, ...get(0), ...V_LOAD, ...F64X2_ABS, ...F64X2_ADD, ...f64c(0.5), ...F64X2_SPLAT, ...F64X2_MUL,
+    ...V_STORE,
+    ...get(3), ...get(0), ...V_LOAD, ...F64X2_ADD, ...set(3),
+    ...bump(0),
+    ...br(0),
+    ...END, ...END,
+    ...get(3), ...lane(0), ...get(3), ...lane(1), ...F64_ADD, ...set(4),
+    ...get(0), ...get(2), ...LT_U, ...IF,
+    ...get(0),
+    ...get(0), ...F64_LOAD, ...get(0), ...F64_LOAD, ...F64_ABS, ...F64_ADD, ...f64c(0.5), ...F64_MUL,
+    ...F64_STORE,
+    ...get(4), ...get(0), ...F64_LOAD, ...F64_ADD, ...set(4),
+    ...END,
+    ...get(4), ...f64c(0), ...F64_GT,
+  ],
+);
+
+/** The module: imports memory e.m; exports axpy (func 0), pool4 (func 1), pool4s (func 2), gather (func 3), relu (func 4). */
 export const COLUMN_WASM = new Uint8Array([
   0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
   ...section(1, vec([
     [0x60, ...vec([[I32], [I32], [I32], [F64]]), 0],
     [0x60, ...vec([[I32], [I32], [I32], [I32], [I32], [I32]]), 0],
     [0x60, ...vec([[I32], [I32], [I32], [I32], [I32], [F64]]), 0],
+    [0x60, ...vec([[I32], [I32]]), ...vec([[I32]])],
   ])),
   ...section(2, vec([[...name('e'), ...name('m'), 0x02, 0x00, 0x01]])),
-  ...section(3, vec([[0], [1], [1], [2]])),
+  ...section(3, vec([[0], [1], [1], [2], [3]])),
   ...section(7, vec([
     [...name('axpy'), 0x00, 0],
     [...name('pool4'), 0x00, 1],
     [...name('pool4s'), 0x00, 2],
     [...name('gather'), 0x00, 3],
+    [...name('relu'), 0x00, 4],
   ])),
-  ...section(10, [4, ...AXPY, ...POOL4, ...POOL4S, ...GATHER]),
+  ...section(10, [5, ...AXPY, ...POOL4, ...POOL4S, ...GATHER, ...RELU]),
 ]);
 
 /**
@@ -309,6 +347,8 @@ export interface ColumnKernels {
    * each the byte address of an f64 row), ws (f64 × m).
    */
   gather?(y: number, rows: number, ws: number, m: number, n: number, bias: number): void;
+  /** wasm only: relu in place over n f64 at byte address y; returns 1 when their sum is > 0 (see the module comment). */
+  relu?(y: number, n: number): number;
   /** y[yi + i] += x[xi + i] * w for i < n. */
   axpy(y: Float64Array, yi: number, x: Float64Array, xi: number, n: number, w: number): void;
   /** y[yi + i] = max(max(x[ai + i], x[bi + i]), max(x[di + i], x[ei + i])) with max(p, q) = p > q ? p : q. */
@@ -383,6 +423,7 @@ function wasmKernels(): ColumnKernels | null {
       pool4: Pool;
       pool4s: Pool;
       gather: (y: number, rows: number, ws: number, m: number, n: number, bias: number) => void;
+      relu: (y: number, n: number) => number;
     };
     let view = new Float64Array(memory.buffer);
     // The pinned region is [0, pinLen) values; the arena starts after it, 16-byte aligned.
@@ -411,6 +452,9 @@ function wasmKernels(): ColumnKernels | null {
       },
       gather(y, rows, ws, m, n, bias) {
         ex.gather(y, rows, ws, m, n, bias);
+      },
+      relu(y, n) {
+        return ex.relu(y, n);
       },
       axpy(y, yi, x, xi, n, w) {
         ex.axpy(y.byteOffset + 8 * yi, x.byteOffset + 8 * xi, n, w);

@@ -128,7 +128,10 @@ export function maskedRows(
   cols: number,
   needed: Uint8Array | undefined,
   skipRow: (r: number) => boolean,
+  /** The kept entries (keptEntries: mask 1, weight not 0), when known: only they are visited. */
+  kept?: Int32Array,
 ): { start: Int32Array; idx: Int32Array; vals: Float64Array; nnz: number } {
+  if (kept) return maskedRowsFromKept(w, kept, rows, cols, needed, skipRow);
   const start = new Int32Array(rows + 1);
   let nnz = 0;
   for (let r = 0; r < rows; r++) {
@@ -155,6 +158,34 @@ export function maskedRows(
   return { start, idx, vals, nnz };
 }
 
+/** maskedRows over a list of kept entries (increasing indices): the same CSR. */
+function maskedRowsFromKept(w: Float32Array, kept: Int32Array, rows: number, cols: number, needed: Uint8Array | undefined, skipRow: (r: number) => boolean): { start: Int32Array; idx: Int32Array; vals: Float64Array; nnz: number } {
+  const start = new Int32Array(rows + 1);
+  const skip = new Uint8Array(rows);
+  for (let r = 0; r < rows; r++) skip[r] = skipRow(r) ? 1 : 0;
+  for (let q = 0; q < kept.length; q++) {
+    const e = kept[q]!;
+    const r = (e / cols) | 0;
+    if (!skip[r] && (!needed || needed[e - r * cols])) start[r + 1]!++;
+  }
+  for (let r = 0; r < rows; r++) start[r + 1]! += start[r]!;
+  const nnz = start[rows]!;
+  const idx = new Int32Array(nnz);
+  const vals = new Float64Array(nnz);
+  let p = 0;
+  for (let q = 0; q < kept.length; q++) {
+    const e = kept[q]!;
+    const r = (e / cols) | 0;
+    const c = e - r * cols;
+    if (!skip[r] && (!needed || needed[c])) {
+      idx[p] = c;
+      vals[p] = w[e]!;
+      p++;
+    }
+  }
+  return { start, idx, vals, nnz };
+}
+
 /** Bias with its mask applied, in float64; zeros for a layer without bias. */
 export function maskedBias(layer: LayerParams, mask: LayerMasks, nOut: number): Float64Array {
   const bias = new Float64Array(nOut);
@@ -162,12 +193,12 @@ export function maskedBias(layer: LayerParams, mask: LayerMasks, nOut: number): 
   return bias;
 }
 
-export function compileSparseDense(op: DenseOp, layer: LayerParams, mask: LayerMasks, live?: Live): JsStep {
+export function compileSparseDense(op: DenseOp, layer: LayerParams, mask: LayerMasks, live?: Live, kept?: Int32Array): JsStep {
   const nIn = op.inUnits;
   const nOut = op.outUnits;
   const zeroIn = live?.zeroIn;
   // Row starts for every input index (empty rows have start == end), so non-zero input lists index it directly.
-  const { start: rs, idx: cols, vals, nnz } = maskedRows(layer.weight, mask.weight, nIn, nOut, live?.neededOut, (i) => !!zeroIn && zeroIn[i] !== 0);
+  const { start: rs, idx: cols, vals, nnz } = maskedRows(layer.weight, mask.weight, nIn, nOut, live?.neededOut, (i) => !!zeroIn && zeroIn[i] !== 0, kept);
   const bias = maskedBias(layer, mask, nOut);
   const relu = op.activation === 'relu';
   return {

@@ -15,6 +15,7 @@ import { initBackend } from '../backends/backend.js';
 import { loadReleasedModel, type ReleasedModel } from '../models/caffe/released.js';
 import { evaluateMasks, type EngineOptions } from '../evaluators/engine.js';
 import { pathsFor, type LayerPath } from '../evaluators/paths.js';
+import { finishRows } from '../evaluators/sparse.js';
 import { columnKernels, COLUMN_WASM } from '../evaluators/simd.js';
 import type { EvaluationContext } from '../evaluators/types.js';
 
@@ -130,6 +131,26 @@ describe('simd inner loops', () => {
           want[j] = acc;
         }
         expect(bits(y) === bits(want), `n=${n} m=${m}`).toBe(true);
+      }
+    }
+  });
+
+  it('relu: the values and the non-zero flag of finishRows, bit for bit (±0, NaN, all-negative rows, every tail)', () => {
+    const w = columnKernels('wasm');
+    const rng = new Rng('relu');
+    const special = [0, -0, NaN, 1, -1, 0.5];
+    for (const n of [0, 1, 2, 3, 4, 5, 17, 100]) {
+      for (const kind of ['mixed', 'negative', 'nan'] as const) {
+        const src = Float64Array.from({ length: n }, () => (kind === 'negative' ? -rng.uniform() : rng.uniform() < 0.3 ? special[rng.int(special.length)]! : (rng.uniform() - 0.5) * 10));
+        if (kind === 'nan' && n > 0) src[rng.int(n)] = NaN;
+        const a = w.arena(n + 2).subarray(2, 2 + n);
+        a.set(src);
+        const flag = w.relu!(a.byteOffset, n);
+        const want = src.slice();
+        const nz = new Uint8Array(1);
+        finishRows(want, n, Int32Array.of(0), true, nz);
+        expect(bits(a) === bits(want), `${kind} n=${n}`).toBe(true);
+        expect(flag, `${kind} n=${n}`).toBe(nz[0]);
       }
     }
   });
