@@ -25,6 +25,15 @@ export function keptEntries(w: Float32Array, mw: Uint8Array): Int32Array {
   return s.slice(0, k);
 }
 
+/** f(c, o) for each kept entry: its input channel (a dense layer's input unit) and its output. */
+function eachKept(kl: Int32Array, Co: number, C: number, dense: boolean, f: (c: number, o: number) => void): void {
+  for (let q = 0; q < kl.length; q++) {
+    const e = kl[q]!;
+    const r = (e / Co) | 0;
+    f(dense ? r : r % C, e - r * Co);
+  }
+}
+
 export function liveness(ctx: EvaluationContext, masks: readonly LayerMasks[], infos: readonly NodeInfo[], kept?: readonly Int32Array[]): Live[] {
   const out: Live[] = [];
   let zero: Uint8Array = new Uint8Array(infos[0]!.inShape[2]);
@@ -45,12 +54,10 @@ export function liveness(ctx: EvaluationContext, masks: readonly LayerMasks[], i
         const rows = w.length / Co;
         const kl = kept?.[inf.layer];
         if (kl) {
-          const dense = inf.op.type === 'dense';
-          for (let q = 0; q < kl.length; q++) {
-            const e = kl[q]!;
-            const r = (e / Co) | 0;
-            if (!zeroIn[dense ? r : r % C]) next[e - r * Co] = 0;
-          }
+          const nx = next;
+          eachKept(kl, Co, C, inf.op.type === 'dense', (c, o) => {
+            if (!zeroIn[c]) nx[o] = 0;
+          });
           break;
         }
         for (let r = 0, ci = 0; r < rows; r++) {
@@ -99,13 +106,11 @@ export function liveness(ctx: EvaluationContext, masks: readonly LayerMasks[], i
         const rows = w.length / Co;
         const kl = kept?.[inf.layer];
         if (kl) {
-          const dense = inf.op.type === 'dense';
-          for (let q = 0; q < kl.length; q++) {
-            const e = kl[q]!;
-            const r = (e / Co) | 0;
-            const c = dense ? r : r % C;
-            if (needed[e - r * Co] && !live.zeroIn[c]) prev[c] = 1;
-          }
+          const pv = prev;
+          const nd = needed;
+          eachKept(kl, Co, C, inf.op.type === 'dense', (c, o) => {
+            if (nd[o] && !live.zeroIn[c]) pv[c] = 1;
+          });
           break;
         }
         for (let r = 0, ci = 0; r < rows; r++) {
