@@ -18,14 +18,19 @@ export function fashion(split: 'train' | 't10k', n: number): { x: Float32Array; 
   return { x: Float32Array.from(img, (p) => p * SCALE_255), y: Uint8Array.from(lbl) };
 }
 
+/** Seeded Glorot-uniform kernels (tfjs's default initializer draws an unseeded seed): the fixtures train the same way every run. */
+let seedCounter = 0;
+const seeded = () => ({ kernelInitializer: tf.initializers.glorotUniform({ seed: 1000 + seedCounter++ }) });
+
 /** A Sequential MLP with Dropout and a softmax output. */
 export function buildMlp(): tf.Sequential {
+  seedCounter = 0;
   const m = tf.sequential({ name: 'user_mlp' });
   m.add(tf.layers.flatten({ inputShape: [28, 28, 1] }));
-  m.add(tf.layers.dense({ units: 48, activation: 'relu' }));
+  m.add(tf.layers.dense({ ...seeded(), units: 48, activation: 'relu' }));
   m.add(tf.layers.dropout({ rate: 0.2 }));
-  m.add(tf.layers.dense({ units: 24, activation: 'relu' }));
-  m.add(tf.layers.dense({ units: 10, activation: 'softmax' }));
+  m.add(tf.layers.dense({ ...seeded(), units: 24, activation: 'relu' }));
+  m.add(tf.layers.dense({ ...seeded(), units: 10, activation: 'softmax' }));
   return m;
 }
 
@@ -35,24 +40,25 @@ export function buildMlp(): tf.Sequential {
  * training steps leave usable moving statistics.
  */
 export function buildResidualCnn(): tf.LayersModel {
+  seedCounter = 300;
   const inp = tf.input({ shape: [28, 28, 1], name: 'image' });
   const bn = (name: string) => tf.layers.batchNormalization({ momentum: 0.9, name });
-  const stem = tf.layers.conv2d({ filters: 6, kernelSize: 3, strides: 2, padding: 'same', activation: 'relu', name: 'stem' }).apply(inp) as tf.SymbolicTensor;
-  let b = tf.layers.conv2d({ filters: 6, kernelSize: 3, padding: 'same', useBias: false, name: 'b1_conv1' }).apply(stem) as tf.SymbolicTensor;
+  const stem = tf.layers.conv2d({ ...seeded(), filters: 6, kernelSize: 3, strides: 2, padding: 'same', activation: 'relu', name: 'stem' }).apply(inp) as tf.SymbolicTensor;
+  let b = tf.layers.conv2d({ ...seeded(), filters: 6, kernelSize: 3, padding: 'same', useBias: false, name: 'b1_conv1' }).apply(stem) as tf.SymbolicTensor;
   b = bn('b1_bn1').apply(b) as tf.SymbolicTensor;
   b = tf.layers.activation({ activation: 'relu', name: 'b1_relu1' }).apply(b) as tf.SymbolicTensor;
-  b = tf.layers.conv2d({ filters: 6, kernelSize: 3, padding: 'same', name: 'b1_conv2' }).apply(b) as tf.SymbolicTensor;
+  b = tf.layers.conv2d({ ...seeded(), filters: 6, kernelSize: 3, padding: 'same', name: 'b1_conv2' }).apply(b) as tf.SymbolicTensor;
   b = bn('b1_bn2').apply(b) as tf.SymbolicTensor;
   let h = tf.layers.add({ name: 'b1_add' }).apply([stem, b]) as tf.SymbolicTensor;
   h = tf.layers.activation({ activation: 'relu', name: 'b1_out' }).apply(h) as tf.SymbolicTensor;
-  let s = tf.layers.conv2d({ filters: 12, kernelSize: 3, strides: 2, padding: 'same', activation: 'relu', name: 'b2_conv1' }).apply(h) as tf.SymbolicTensor;
-  s = tf.layers.conv2d({ filters: 12, kernelSize: 3, padding: 'same', name: 'b2_conv2' }).apply(s) as tf.SymbolicTensor;
+  let s = tf.layers.conv2d({ ...seeded(), filters: 12, kernelSize: 3, strides: 2, padding: 'same', activation: 'relu', name: 'b2_conv1' }).apply(h) as tf.SymbolicTensor;
+  s = tf.layers.conv2d({ ...seeded(), filters: 12, kernelSize: 3, padding: 'same', name: 'b2_conv2' }).apply(s) as tf.SymbolicTensor;
   s = bn('b2_bn2').apply(s) as tf.SymbolicTensor;
-  const proj = tf.layers.conv2d({ filters: 12, kernelSize: 1, strides: 2, padding: 'same', name: 'b2_proj' }).apply(h) as tf.SymbolicTensor;
+  const proj = tf.layers.conv2d({ ...seeded(), filters: 12, kernelSize: 1, strides: 2, padding: 'same', name: 'b2_proj' }).apply(h) as tf.SymbolicTensor;
   h = tf.layers.add({ name: 'b2_add' }).apply([s, proj]) as tf.SymbolicTensor;
   h = tf.layers.activation({ activation: 'relu', name: 'b2_out' }).apply(h) as tf.SymbolicTensor;
   h = tf.layers.globalAveragePooling2d({ name: 'gap' }).apply(h) as tf.SymbolicTensor;
-  const out = tf.layers.dense({ units: 10, activation: 'softmax', name: 'classes' }).apply(h) as tf.SymbolicTensor;
+  const out = tf.layers.dense({ ...seeded(), units: 10, activation: 'softmax', name: 'classes' }).apply(h) as tf.SymbolicTensor;
   return tf.model({ inputs: inp, outputs: out, name: 'user_resnet' });
 }
 
