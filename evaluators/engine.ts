@@ -18,6 +18,7 @@ import { sizeReport } from '../models/params.js';
 import { runGraph, countCorrect, type ModelTensors } from '../models/forward.js';
 import {
   compileSparseDense,
+  keptEntries,
   compactNonZero,
   initRows,
   finishRows,
@@ -34,7 +35,7 @@ import { byOutput, runGather, type DenseCsc } from './dense-gather.js';
 import { compileSparseConv } from './sparse-conv.js';
 import { compileMaxPool, compileBatchNorm, argmax64 } from './sparse-layers.js';
 import { choosePaths, type LayerPath } from './paths.js';
-import { keptEntries, liveness } from './liveness.js';
+import { liveness } from './liveness.js';
 import { imageCsr, imageCsc, imageDensity, type ImageCsr, type ImageCsc } from './image-encoding.js';
 
 export interface EngineOptions {
@@ -193,7 +194,7 @@ function buildSegments(ctx: EvaluationContext, masks: readonly LayerMasks[], pat
   const firstPrunable = infos.findIndex((i) => i.layer >= 0);
   for (let i = 0; i < firstPrunable; i++) place[i] = place[firstPrunable]!;
 
-  const kept = place.includes('sparse') ? masks.map((m, l) => keptEntries(ctx.params.layers[l]!.weight, m.weight)) : undefined;
+  const kept = place.includes('sparse') ? masks.map((m, l) => keptEntries(ctx.params.layers[l]!.weight, m.weight)) : null;
   const live = kept ? liveness(ctx, masks, infos, kept) : null;
   const segments: Segment[] = [];
   let i = 0;
@@ -225,7 +226,7 @@ function buildSegments(ctx: EvaluationContext, masks: readonly LayerMasks[], pat
         if (op.type === 'dense') steps.push(compileSparseDense(op, ctx.params.layers[g.layer]!, masks[g.layer]!, lv, kept![g.layer]));
         else if (op.type === 'conv2d') {
           const inDensity = infos.indexOf(g) === 0 ? imageDensity(ctx.data.images) : 1;
-          steps.push(compileSparseConv(op, ctx.params.layers[g.layer]!, masks[g.layer]!, g.inShape, lv, inDensity));
+          steps.push(compileSparseConv(op, ctx.params.layers[g.layer]!, masks[g.layer]!, g.inShape, lv, inDensity, kept![g.layer]));
         }
         else if (op.type === 'maxpool') steps.push(compileMaxPool(op, g.inShape, lv));
         else if (op.type === 'batchnorm') steps.push(compileBatchNorm(op, ctx.params.batchNorms[g.bn]!, g.inShape));

@@ -1,7 +1,7 @@
 /** Sparse conv2d kernels (see sparse.ts): taps grouped by input offset, gather and scatter forms. */
 import type { Conv2DOp } from '../models/graph.js';
 import type { LayerParams, LayerMasks } from '../models/params.js';
-import { maskedRows, maskedBias, liveList, type ConvTaps, type JsStep, type Live, type Shape3 } from './sparse.js';
+import { keptEntries, maskedRows, maskedBias, liveList, type ConvTaps, type JsStep, type Live, type Shape3 } from './sparse.js';
 /** TF 'same' padding: output size and leading padding. */
 function samePad(size: number, k: number, s: number): { out: number; before: number } {
   const out = Math.ceil(size / s);
@@ -12,7 +12,7 @@ function samePad(size: number, k: number, s: number): { out: number; before: num
 /**
  * @param inDensity expected fraction of non-zero input values (1 when unknown); only used to pick the kernel.
  */
-export function compileSparseConv(op: Conv2DOp, layer: LayerParams, mask: LayerMasks, inShape: Shape3, live?: Live, inDensity = 1): JsStep {
+export function compileSparseConv(op: Conv2DOp, layer: LayerParams, mask: LayerMasks, inShape: Shape3, live?: Live, inDensity = 1, kept: Int32Array = keptEntries(layer.weight, mask.weight)): JsStep {
   const [H, W, C] = inShape;
   const K = op.kernel;
   const s = op.stride;
@@ -35,7 +35,7 @@ export function compileSparseConv(op: Conv2DOp, layer: LayerParams, mask: LayerM
   const needed = live?.neededOut;
   // Groups by input offset (ky, kx, ci): weight index g*Co + co with g = (ky*K + kx)*C + ci.
   const nG = K * K * C;
-  const { start: gStart, idx: outCh, vals, nnz } = maskedRows(layer.weight, mask.weight, nG, Co, needed, (g) => !!zeroIn && zeroIn[g % C] !== 0);
+  const { start: gStart, idx: outCh, vals, nnz } = maskedRows(layer.weight, kept, nG, Co, needed, (g) => !!zeroIn && zeroIn[g % C] !== 0);
   const groups: number[] = [];
   for (let g = 0; g < nG; g++) if (gStart[g + 1]! > gStart[g]!) groups.push(g);
   const bias = maskedBias(layer, mask, Co);

@@ -117,49 +117,34 @@ export function compactNonZero(x: Float64Array, n: number, nz: Int32Array): numb
 }
 
 /**
- * The kept entries of a masked weight matrix [rows × cols] (row-major), compressed by row: row r's entries are
- * start[r] .. start[r+1] of (idx = column, vals = weight). An entry is kept when its mask is 1, its weight is not
- * exactly 0 and its column is needed (when `needed` is given); rows with `skipRow(r)` keep nothing.
+ * Indices (increasing) of a layer's kept weights: mask 1 and weight not exactly 0. One scan of the masks; liveness and
+ * the CSR builders then visit only these.
+ */
+let keptScratch = new Int32Array(0);
+export function keptEntries(w: Float32Array, mw: Uint8Array): Int32Array {
+  if (keptScratch.length < w.length) keptScratch = new Int32Array(w.length);
+  const s = keptScratch;
+  let k = 0;
+  for (let i = 0; i < w.length; i++) {
+    s[k] = i;
+    k += mw[i] !== 0 && w[i] !== 0 ? 1 : 0;
+  }
+  return s.slice(0, k);
+}
+
+/**
+ * The kept entries (keptEntries) of a weight matrix [rows × cols] (row-major), compressed by row: row r's entries are
+ * start[r] .. start[r+1] of (idx = column, vals = weight). An entry is kept when its column is needed (when `needed`
+ * is given); rows with `skipRow(r)` keep nothing.
  */
 export function maskedRows(
   w: Float32Array,
-  mw: Uint8Array,
+  kept: Int32Array,
   rows: number,
   cols: number,
   needed: Uint8Array | undefined,
   skipRow: (r: number) => boolean,
-  /** The kept entries (keptEntries: mask 1, weight not 0), when known: only they are visited. */
-  kept?: Int32Array,
 ): { start: Int32Array; idx: Int32Array; vals: Float64Array; nnz: number } {
-  if (kept) return maskedRowsFromKept(w, kept, rows, cols, needed, skipRow);
-  const start = new Int32Array(rows + 1);
-  let nnz = 0;
-  for (let r = 0; r < rows; r++) {
-    start[r] = nnz;
-    if (skipRow(r)) continue;
-    const base = r * cols;
-    for (let c = 0; c < cols; c++) if (mw[base + c] !== 0 && w[base + c] !== 0 && (!needed || needed[c])) nnz++;
-  }
-  start[rows] = nnz;
-  const idx = new Int32Array(nnz);
-  const vals = new Float64Array(nnz);
-  for (let r = 0; r < rows; r++) {
-    if (start[r + 1] === start[r]) continue;
-    const base = r * cols;
-    let p = start[r]!;
-    for (let c = 0; c < cols; c++) {
-      if (mw[base + c] !== 0 && w[base + c] !== 0 && (!needed || needed[c])) {
-        idx[p] = c;
-        vals[p] = w[base + c]!;
-        p++;
-      }
-    }
-  }
-  return { start, idx, vals, nnz };
-}
-
-/** maskedRows over a list of kept entries (increasing indices): the same CSR. */
-function maskedRowsFromKept(w: Float32Array, kept: Int32Array, rows: number, cols: number, needed: Uint8Array | undefined, skipRow: (r: number) => boolean): { start: Int32Array; idx: Int32Array; vals: Float64Array; nnz: number } {
   const start = new Int32Array(rows + 1);
   const skip = new Uint8Array(rows);
   for (let r = 0; r < rows; r++) skip[r] = skipRow(r) ? 1 : 0;
@@ -193,12 +178,12 @@ export function maskedBias(layer: LayerParams, mask: LayerMasks, nOut: number): 
   return bias;
 }
 
-export function compileSparseDense(op: DenseOp, layer: LayerParams, mask: LayerMasks, live?: Live, kept?: Int32Array): JsStep {
+export function compileSparseDense(op: DenseOp, layer: LayerParams, mask: LayerMasks, live?: Live, kept: Int32Array = keptEntries(layer.weight, mask.weight)): JsStep {
   const nIn = op.inUnits;
   const nOut = op.outUnits;
   const zeroIn = live?.zeroIn;
   // Row starts for every input index (empty rows have start == end), so non-zero input lists index it directly.
-  const { start: rs, idx: cols, vals, nnz } = maskedRows(layer.weight, mask.weight, nIn, nOut, live?.neededOut, (i) => !!zeroIn && zeroIn[i] !== 0, kept);
+  const { start: rs, idx: cols, vals, nnz } = maskedRows(layer.weight, kept, nIn, nOut, live?.neededOut, (i) => !!zeroIn && zeroIn[i] !== 0);
   const bias = maskedBias(layer, mask, nOut);
   const relu = op.activation === 'relu';
   return {
