@@ -15,7 +15,7 @@ import { Rng } from '../foundation/rng.js';
 import type { ImageSet } from '../foundation/data/datasets.js';
 import { randomSet } from './random-data.js';
 import { Trainer, type TrainerOptions } from '../src/train/index.js';
-import { shardRanges, treeCover, reduceTree, threadShards, addF32 } from '../src/train/shard-plan.js';
+import { shardRanges, treeCover, reduceTree, threadBlock, addF32 } from '../src/train/shard-plan.js';
 import { search, resume } from '../src/pipeline/run.js';
 import { StoppedError } from '../foundation/errors.js';
 import { runCli, repoRoot } from './run-cli.js';
@@ -89,7 +89,7 @@ describe('shard plan', () => {
       [8, 10],
     ]);
     expect(shardRanges(2, 4).map(([a, b]) => b - a)).toEqual([1, 1, 0, 0]);
-    expect([0, 1, 2].map((t) => threadShards(t, 3, 8))).toEqual([[0, 1], [2, 3, 4], [5, 6, 7]]);
+    expect([0, 1, 2].map((t) => threadBlock(t, 3, 8))).toEqual([[0, 2], [2, 5], [5, 8]]);
   });
 
   it('covers a block with tree nodes, and every thread split sums to the same float32 bits', () => {
@@ -103,7 +103,7 @@ describe('shard plan', () => {
     const totals = [1, 2, 3, 5, 8].map((threads) => {
       const known = new Map<string, Float32Array>();
       for (let t = 0; t < threads; t++) {
-        const [lo, hi] = [Math.floor((t * 8) / threads), Math.floor(((t + 1) * 8) / threads)];
+        const [lo, hi] = threadBlock(t, threads, 8);
         for (const n of treeCover(lo, hi, 8)) known.set(`${n.lo}:${n.hi}`, sumOf(n.lo, n.hi));
       }
       return reduceTree({ lo: 0, hi: 8 }, (n) => known.get(`${n.lo}:${n.hi}`), addF32)!;

@@ -19,13 +19,9 @@ export function shardRanges(n: number, shards: number): [number, number][] {
   return out;
 }
 
-/** The shards thread t of `threads` computes: a contiguous block, thread 0 (the main thread) first. */
-export function threadShards(t: number, threads: number, shards: number): number[] {
-  const lo = Math.floor((t * shards) / threads);
-  const hi = Math.floor(((t + 1) * shards) / threads);
-  const out: number[] = [];
-  for (let k = lo; k < hi; k++) out.push(k);
-  return out;
+/** The shards [lo, hi) thread t of `threads` computes: a contiguous block, thread 0 (the main thread) first. */
+export function threadBlock(t: number, threads: number, shards: number): [number, number] {
+  return [Math.floor((t * shards) / threads), Math.floor(((t + 1) * shards) / threads)];
 }
 
 /** Offsets of arrays laid end to end in one flat buffer. */

@@ -17,7 +17,7 @@ import type { ModelParams } from '../../models/params.js';
 import type { ModelTensors } from '../../models/forward.js';
 import { compiledModuleUrl } from '../../evaluators/builders.js';
 import type { BackendName } from '../../backends/backend.js';
-import { addF32, flatLayout, reduceTree, shardRanges, threadShards, treeCover, type FlatLayout, type TreeNode } from './shard-plan.js';
+import { addF32, flatLayout, reduceTree, shardRanges, threadBlock, treeCover, type FlatLayout, type TreeNode } from './shard-plan.js';
 import { allocateShardMemory, CTRL, ShardCoordinator, ShardWorkerError, type ShardMemory } from './shard-sync.js';
 import { runShardStep, type BatchNormRecord, type ShardImages } from './shard-step.js';
 
@@ -67,21 +67,17 @@ export function weightsFromBuffer(arch: Architecture, weights: Float32Array): Mo
 }
 
 /** This thread's non-empty shards of a batch of n held in shared memory (views). */
-/** Thread t's block of shards [lo, hi): contiguous, thread 0 (the main thread) first. */
-export function threadBlock(thread: number, threads: number, shards: number): [number, number] {
-  return [Math.floor((thread * shards) / threads), Math.floor(((thread + 1) * shards) / threads)];
-}
-
 /** This thread's non-empty shards of a batch (views). */
 export function stepShards(arch: Architecture, images: Float32Array, labels: Uint8Array, shards: number, thread: number, threads: number): ShardImages[] {
   const per = arch.inputShape[0] * arch.inputShape[1] * arch.inputShape[2];
   const ranges = shardRanges(labels.length, shards);
-  return threadShards(thread, threads, shards)
-    .filter((k) => ranges[k]![1] > ranges[k]![0])
-    .map((k) => {
-      const [a, b] = ranges[k]!;
-      return { shard: k, images: images.subarray(a * per, b * per), labels: labels.subarray(a, b) };
-    });
+  const [lo, hi] = threadBlock(thread, threads, shards);
+  const out: ShardImages[] = [];
+  for (let k = lo; k < hi; k++) {
+    const [a, b] = ranges[k]!;
+    if (b > a) out.push({ shard: k, images: images.subarray(a * per, b * per), labels: labels.subarray(a, b) });
+  }
+  return out;
 }
 
 /** Compiled worker file, also when this module runs from TypeScript sources (vitest). */
@@ -217,7 +213,8 @@ export class ShardPool {
     const ranges = shardRanges(n, this.shards);
     const active: number[] = [];
     ranges.forEach(([a, b], k) => b > a && active.push(k));
-    const taking = this.workers.filter((_, i) => threadShards(i + 1, this.threads, this.shards).some((k) => active.includes(k))).length;
+    // Workers whose block holds an image (the non-empty shards are the first ones).
+    const taking = this.workers.filter((_, i) => threadBlock(i + 1, this.threads, this.shards)[0] < active.length).length;
     if (this.workers.length > 0) {
       const L = this.weightLayout;
       const flat = [...args.tensors.layers.flatMap((l) => [l.weight, l.bias as tf.Tensor]), ...args.tensors.batchNorms.flatMap((b) => [b.gamma as tf.Tensor, b.beta as tf.Tensor])];

@@ -9,7 +9,8 @@ import { initBackend } from '../../backends/backend.js';
 import { toTensors, disposeModelTensors } from '../../models/forward.js';
 import { CTRL, ShardParticipant } from './shard-sync.js';
 import { runShardStep, type BatchNormRecord } from './shard-step.js';
-import { stepShards, threadBlock, weightsFromBuffer, type ShardWorkerData, type ShardWorkerMessage } from './shard-pool.js';
+import { stepShards, weightsFromBuffer, type ShardWorkerData, type ShardWorkerMessage } from './shard-pool.js';
+import { threadBlock } from './shard-plan.js';
 
 const data = workerData as ShardWorkerData;
 const { mem, port } = data;
