@@ -24,6 +24,7 @@ const COMMANDS: Record<string, () => Promise<CommandModule>> = {
   eval: () => import('./commands/eval.js'),
   import: () => import('./commands/import.js'),
   channels: () => import('./commands/channels.js'),
+  compress: () => import('./commands/compress.js'),
   export: () => import('./commands/export.js'),
 };
 

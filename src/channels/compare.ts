@@ -5,8 +5,9 @@
 import { join, resolve } from 'node:path';
 import type { BackendName } from '../../backends/backend.js';
 import { writeFileAtomic, writeJsonAtomic } from '../../foundation/atomic.js';
-import { channelModelNames, METHOD_NAMES, type ChannelsConfig, type MethodName, type Objective } from './config.js';
+import { METHOD_NAMES, type ChannelsConfig, type MethodName, type Objective } from './config.js';
 import { pruneChannels } from './run.js';
+import { CHANNEL_COMPARE_MODELS } from '../../models/zoo-cnn.js';
 
 export const COMPARE_BUDGETS = [0.5, 0.25];
 
@@ -109,7 +110,7 @@ export async function runComparison(opts: CompareOptions): Promise<ComparisonRes
   const seed = opts.seed ?? 1;
   const resultsRoot = resolve(opts.resultsRoot ?? process.env.PRUNUS_RESULTS ?? 'results');
   const dir = resolve(opts.out ?? join(resultsRoot, `channels-compare-${opts.quick ? 'quick' : 'full'}-s${seed}-${stamp()}`));
-  const models = opts.models ?? channelModelNames();
+  const models = opts.models ?? CHANNEL_COMPARE_MODELS;
   const methods = opts.methods ?? [...METHOD_NAMES];
   const budgets = opts.budgets ?? COMPARE_BUDGETS;
   const rows: CompareRow[] = [];

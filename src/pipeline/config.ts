@@ -59,6 +59,11 @@ export interface OlmpConfig {
   gamma: number[];
   /** Initial crate of every layer (the released code sets 0.001 before the first step). */
   initialCrate: number;
+  /**
+   * Initial crates per prunable layer instead of initialCrate (`prunus compress` starts from its joint search's
+   * winner); null or absent: initialCrate everywhere.
+   */
+  initialCrates?: number[] | null;
   /** NCS step size before the first division (50 in the code; ÷10 at t=0 gives 5). */
   sigma0: number;
   /** Iterations at which sigma0 is divided by 10 (t=0; LeNet-5 also t=10000). */
@@ -146,6 +151,7 @@ export function defaultConfig(model: string, arch: Architecture = resolveModel(m
     checkpointPeriod: 500,
     gamma: [],
     initialCrate: 0.001,
+    initialCrates: null,
     sigma0: 50,
     sigmaDivideAt: [0],
     bounds: [0, 10],
@@ -219,6 +225,10 @@ export function validateConfig(c: OlmpConfig, arch: Architecture = resolveModel(
   parseNumber('--train-threads', c.trainThreads ?? 0, { min: 0, integer: true, max: 256 });
   parseNumber('--sigma0', c.sigma0, { min: 0, exclusiveMin: true });
   parseNumber('--initial-crate', c.initialCrate, { min: 0 });
+  if (c.initialCrates !== null && c.initialCrates !== undefined) {
+    check(Array.isArray(c.initialCrates) && c.initialCrates.length === L, `initial crates need ${L} values for ${c.model} (one per prunable layer), got ${Array.isArray(c.initialCrates) ? c.initialCrates.length : 'none'}`);
+    c.initialCrates.forEach((v) => parseNumber('initial crate', v, { min: 0 }));
+  }
   parseNumber('--delta', c.delta, { min: 0, max: 1 });
   parseNumber('--max-acc-drop', c.maxAccDrop, { min: 0, max: 1 });
   parseNumber('--input-scale', c.inputScale, { min: 0, exclusiveMin: true });

@@ -201,7 +201,7 @@ async function runLeased(runDir: string, hooks: PipelineHooks, lease: Lease): Pr
     rng: runStream(cfg).state(),
     eventsCount: 0,
     elapsedMs: 0,
-    crates: new Array(L).fill(cfg.initialCrate),
+    crates: cfg.initialCrates ? cfg.initialCrates.slice() : new Array<number>(L).fill(cfg.initialCrate),
     sigma0: cfg.sigma0,
     pruningStopped: null,
     evaluations: 0,
