@@ -37,3 +37,7 @@ export { sweep, type SweepOptions, type SweepResult, type SweepEvent } from './s
 export { enqueueSweep, runWorker, sweepStatus, collectSweep, type EnqueueOptions, type EnqueueResult, type WorkerOptions, type WorkerEvent, type WorkerSummary, type SweepStatus, type QueueRunStatus, type CollectResult } from './queue/index.js';
 export { report, type ReportOptions, type ReportResult } from './report/index.js';
 export { createProgress } from './progress.js';
+export { compress, resumeCompress, resolveCompressConfig, type CompressOptions } from './compress/run.js';
+export { runCompressComparison, type CompressComparison } from './compress/compare.js';
+export type { CompressReport } from './compress/finish.js';
+export type { CompressConfig, CompressMode, CompressObjective } from './compress/config.js';
