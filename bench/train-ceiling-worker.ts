@@ -8,11 +8,12 @@ import { initParams } from '../models/params.js';
 import { loadDataset } from '../foundation/data/datasets.js';
 import { Rng } from '../foundation/rng.js';
 import { Trainer } from '../src/train/index.js';
-import { benchArchitecture } from './lib/train-models.js';
+import { getArchitecture } from '../models/architectures.js';
+import '../models/zoo-cnn.js';
 
 const { model, steps, warmup, flags } = workerData as { model: string; steps: number; warmup: number; flags: Int32Array };
 await initBackend('wasm');
-const arch = benchArchitecture(model);
+const arch = getArchitecture(model);
 const data = loadDataset('mnist', { limit: { train: 6400, validation: 1, test: 1 } });
 const trainer = new Trainer(arch, initParams(arch, new Rng(`bench:${model}`)), data.train);
 for (let i = 0; i < warmup; i++) trainer.step();

@@ -14,7 +14,7 @@
  *  - kind 'kernel' (wasm only): Conv2DBackpropFilter at LeNet-5's two conv shapes (batch 64), ms per call, for the
  *                    XNNPACK-conv kernel of backends/kernels/wasm.ts and, with --fallback, for the copy-to-cpu
  *                    fallback (the tfjs cpu kernel; slow: tens of seconds per call).
- * Models: lenet-300-100, lenet-5 and resnet-bn (bench/lib/train-models.ts).
+ * Models: lenet-300-100, lenet-5 and resnet-bn (models/zoo-cnn.ts; mirrored in bench/crosscheck/torch_train.py).
  */
 import * as tf from '@tensorflow/tfjs';
 import { Worker } from 'node:worker_threads';
@@ -27,7 +27,8 @@ import { loadDataset, type ImageSet } from '../foundation/data/datasets.js';
 import { Rng } from '../foundation/rng.js';
 import { Trainer, evaluateAccuracy } from '../src/train/index.js';
 import { parseNumberList } from '../src/pipeline/config.js';
-import { benchArchitecture } from './lib/train-models.js';
+import { getArchitecture } from '../models/architectures.js';
+import '../models/zoo-cnn.js';
 import { torchPython, runTorchPeer } from './lib/torch-peer.js';
 
 const FLAGS = {
@@ -126,7 +127,7 @@ export async function run(args: string[]): Promise<void> {
   const data = loadDataset('mnist', { limit: { train: 12800, validation: 1, test: 10000 } });
   const train: ImageSet = data.train;
   for (const name of models) {
-    const arch = benchArchitecture(name);
+    const arch = getArchitecture(name);
     const steps = stepsFlag ?? DEFAULT_STEPS[name] ?? 50;
     const p0 = initParams(arch, new Rng(`bench:${name}`));
     const rec = json ? { backendRecord: backendRecord(backend) } : {};

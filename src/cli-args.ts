@@ -26,3 +26,12 @@ export function parseFlags<S extends FlagSpec>(argv: string[], spec: S, command:
     throw new UsageError(`${command}: ${msg.replace(/\. To specify a positional.*$/, '')}`);
   }
 }
+
+/** A comma-separated list of known names (`--models a,b`): undefined when the flag is absent, one line naming an unknown one. */
+export function parseChoiceList<T extends string>(raw: string | undefined, known: readonly string[], flag: string): T[] | undefined {
+  if (raw === undefined) return undefined;
+  const items = raw.split(',').map((s) => s.trim()).filter(Boolean);
+  if (items.length === 0) throw new UsageError(`${flag} needs at least one value`);
+  for (const i of items) if (!known.includes(i)) throw new UsageError(`${flag}: unknown '${i}' (known: ${known.join(', ')})`);
+  return items as T[];
+}

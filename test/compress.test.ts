@@ -263,6 +263,17 @@ describe('prunus compress end to end', () => {
       return s;
     };
     expect(searched(killed)).toEqual(searched(whole));
+    // events.jsonl: the resumed run's lines are the uninterrupted run's (a rerun stage's lines are not doubled).
+    const events = (dir: string) =>
+      readFileSync(join(dir, 'events.jsonl'), 'utf8').trim().split('\n').map((l) => {
+        const e = JSON.parse(l) as Record<string, unknown>;
+        delete e.elapsedMs;
+        return e;
+      });
+    const ev = events(whole);
+    expect(ev.filter((e) => e.type === 'search').length).toBeGreaterThan(1);
+    expect(ev.filter((e) => e.type === 'stage' && e.status === 'done').map((e) => e.stage)).toEqual(['baseline', 'search', 'finetune', 'olmp']);
+    expect(events(killed).filter((e) => e.stage !== 'baseline')).toEqual(ev.filter((e) => e.stage !== 'baseline'));
     const ra = JSON.parse(a.stdout) as CompressReport;
     const rc = JSON.parse(c.stdout) as CompressReport;
     expect(rc.compression).toBe(ra.compression);

@@ -1,4 +1,4 @@
-import { parseFlags, COMMON_FLAGS } from '../cli-args.js';
+import { parseFlags, parseChoiceList, COMMON_FLAGS } from '../cli-args.js';
 import { parseBackendName } from '../../backends/backend.js';
 import { parseNumber, UsageError } from '../../foundation/errors.js';
 import { checkMethod, checkObjective, channelModelNames, METHOD_NAMES, type ChannelsConfig } from '../channels/config.js';
@@ -76,13 +76,6 @@ function printReport(r: ChannelsReport): void {
   process.stdout.write(lines.join('\n') + '\n');
 }
 
-function list(raw: string | undefined, known: readonly string[], flag: string): string[] | undefined {
-  if (raw === undefined) return undefined;
-  const items = raw.split(',').map((s) => s.trim()).filter(Boolean);
-  if (items.length === 0) throw new UsageError(`${flag} needs at least one value`);
-  for (const i of items) if (!known.includes(i)) throw new UsageError(`${flag}: unknown '${i}' (known: ${known.join(', ')})`);
-  return items;
-}
 
 export async function run(argv: string[]): Promise<number> {
   const { values: v, positionals } = parseFlags(argv, FLAGS, 'channels');
@@ -122,8 +115,8 @@ export async function run(argv: string[]): Promise<number> {
     if (v.model !== undefined || v.method !== undefined || v['flops-budget'] !== undefined) {
       throw new UsageError('channels --compare runs every model, method and budget; use --models, --methods, --budgets to narrow it');
     }
-    const models = list(v.models, channelModelNames(), '--models');
-    const methods = list(v.methods, METHOD_NAMES, '--methods') as (typeof METHOD_NAMES)[number][] | undefined;
+    const models = parseChoiceList(v.models, channelModelNames(), '--models');
+    const methods = parseChoiceList(v.methods, METHOD_NAMES, '--methods') as (typeof METHOD_NAMES)[number][] | undefined;
     const budgets = v.budgets === undefined ? undefined : v.budgets.split(',').map((b) => parseNumber('--budgets', b, { min: 0, max: 1, exclusiveMin: true }));
     const r = await runComparison({
       quick: v.quick,

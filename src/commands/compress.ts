@@ -1,4 +1,4 @@
-import { parseFlags, COMMON_FLAGS } from '../cli-args.js';
+import { parseFlags, parseChoiceList, COMMON_FLAGS } from '../cli-args.js';
 import { parseBackendName } from '../../backends/backend.js';
 import { parseNumber, UsageError } from '../../foundation/errors.js';
 import { isModelPath } from '../../models/source.js';
@@ -34,6 +34,8 @@ export const usage = `usage: prunus compress --model lenet-5|vgg-bn|resnet-bn|PA
   --di-steps T           DI rounds (default 5)
   --iterations N --prune-until N --olmp-search-budget N
                          the OLMP stage's schedule (default 30001 / 15000 / 1600; quick 401 / 200 / 40)
+  --bn-recalibration N   BatchNorm models: re-estimate each search candidate's BN statistics on N batches of 64
+                         scoring images before evaluating it (default 8, 0 = off; in this thread, so not with --workers)
   --train-shards K --train-threads N   sharded training, as in search
   --dataset D --data-dir D --input-scale X --input-offset Y   a model given as a file: its data (as channels)
   --out DIR              run directory (default results/compress-<model>-<mode>-<method>-s<seed>-<time>)
@@ -66,6 +68,7 @@ const FLAGS = {
   'prune-until': { type: 'string' },
   'olmp-search-budget': { type: 'string' },
   'train-shards': { type: 'string' },
+  'bn-recalibration': { type: 'string' },
   'train-threads': { type: 'string' },
   dataset: { type: 'string' },
   'data-dir': { type: 'string' },
@@ -79,13 +82,6 @@ const FLAGS = {
   seeds: { type: 'string' },
 } as const;
 
-function list<T extends string>(raw: string | undefined, known: readonly string[], flag: string): T[] | undefined {
-  if (raw === undefined) return undefined;
-  const items = raw.split(',').map((s) => s.trim()).filter(Boolean);
-  if (items.length === 0) throw new UsageError(`${flag} needs at least one value`);
-  for (const i of items) if (!known.includes(i)) throw new UsageError(`${flag}: unknown '${i}' (known: ${known.join(', ')})`);
-  return items as T[];
-}
 
 export async function run(argv: string[]): Promise<number> {
   const { values: v, positionals } = parseFlags(argv, FLAGS, 'compress');
@@ -112,7 +108,7 @@ export async function run(argv: string[]): Promise<number> {
       if (b.length !== 2 || !(b[0]! < b[1]!)) throw new UsageError(`--crate-bounds must be two numbers lo,hi with lo < hi, got '${v['crate-bounds']}'`);
       search.crateLower = b[0]!;
       search.crateUpper = b[1]!;
-      search.crateStart = Math.min(b[1]!, Math.max(b[0]!, -0.5));
+      search.crateStart = Math.min(b[1]!, Math.max(b[0]!, -1));
     }
     const searchDrop = num('--search-acc-drop', v['search-acc-drop'], { min: 0, max: 1 });
     if (searchDrop !== undefined) search.maxAccDrop = searchDrop;
@@ -127,6 +123,8 @@ export async function run(argv: string[]): Promise<number> {
     const pruneUntil = int('--prune-until', v['prune-until'], 0);
     const olmpBudget = int('--olmp-search-budget', v['olmp-search-budget'], 1);
     if (iterations !== undefined || pruneUntil !== undefined || olmpBudget !== undefined) o.olmp = { ...(iterations !== undefined ? { iterations } : {}), ...(pruneUntil !== undefined ? { pruneUntil } : {}), ...(olmpBudget !== undefined ? { searchBudget: olmpBudget } : {}) };
+    const bnRecalibration = int('--bn-recalibration', v['bn-recalibration'], 0);
+    if (bnRecalibration !== undefined) o.bnRecalibration = bnRecalibration;
     const trainShards = int('--train-shards', v['train-shards'], 1);
     if (trainShards !== undefined) o.trainShards = trainShards;
     const trainThreads = int('--train-threads', v['train-threads'], 0);
@@ -147,9 +145,9 @@ export async function run(argv: string[]): Promise<number> {
       seeds: seeds ?? (seed !== undefined ? [seed] : undefined),
       maxAccDrop,
       flopsBudget,
-      models: list(v.models, channelModelNames(), '--models'),
-      methods: list<MethodName>(v.methods, METHOD_NAMES, '--methods'),
-      modes: list<CompressMode>(v.modes, COMPRESS_MODES, '--modes'),
+      models: parseChoiceList(v.models, channelModelNames(), '--models'),
+      methods: parseChoiceList<MethodName>(v.methods, METHOD_NAMES, '--methods'),
+      modes: parseChoiceList<CompressMode>(v.modes, COMPRESS_MODES, '--modes'),
       workers,
       out: v.out,
       overrides: overrides(),

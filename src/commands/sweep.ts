@@ -4,16 +4,18 @@ import { createProgress } from '../progress.js';
 import { sweep, type SweepEvent } from '../sweep/index.js';
 import { onStopSignals } from '../signals.js';
 
-export const summary = 'prunus sweep: run a grid of searches as a resumable batch (kill it any time; run it again to carry on)';
+export const summary = 'prunus sweep: run a grid of searches or compress runs as a resumable batch (kill it any time; run it again to carry on)';
 export const usage = `usage: prunus sweep <sweep.json | sweep-dir> [--parallel N] [--out DIR] [--backend B] [--json]
        prunus sweep <sweep.json> --queue redis://[user:pass@]host:port[/db] [--backend B]
        prunus sweep status --queue URL [--sweep NAME] [--json]
        prunus sweep collect --queue URL --out DIR [--sweep NAME] [--json]
 
-  sweep.json   { "name": "...", "out"?: "...", "parallel"?: N,
+  sweep.json   { "name": "...", "out"?: "...", "parallel"?: N, "command"?: "search" | "compress",
                  "base": { flags of every run }, "grid"?: { "flag": [values], ... }, "runs"?: [ { flags }, ... ] }
-               flags are the search command's, without dashes (model, seed, optimizer, max-acc-drop, quick, ...);
-               the grid is their cartesian product, explicit runs are added to it.
+               each run is 'prunus <command>' (search by default); flags are that command's, without dashes
+               (search: model, seed, optimizer, max-acc-drop, quick, ...; compress: model, method, mode,
+               flops-budget, objective, seed, quick, ...); the grid is their cartesian product, explicit runs are
+               added to it. Queued sweeps (--queue) run search only.
   sweep-dir    a sweep folder (continues it as it was resolved)
   --parallel N runs at once (default: cores / workers per run; each run gets --workers cores/N unless base.workers)
   --out DIR    sweep folder (default: the file's "out", relative to the file, else results/sweeps/<name>)
@@ -23,9 +25,10 @@ export const usage = `usage: prunus sweep <sweep.json | sweep-dir> [--parallel N
                again adds nothing new, failed runs are tried again); 'prunus worker --queue URL' drains it on
                any machine; 'status' shows each run, 'collect' writes the sweep folder as a local sweep would
 
-Each run lives in <sweep>/runs/<id> (a prunus search run directory). Finished runs are never run again,
-interrupted ones are resumed. Summary: <sweep>/summary.csv and summary.md. Exit code 0 when every run finished,
-1 when some failed, 130 when interrupted, 2 on a bad sweep file.`;
+Each run lives in <sweep>/runs/<id> (a prunus search or compress run directory). Finished runs are never run
+again, interrupted ones are resumed. Summary: <sweep>/summary.csv and summary.md (compress sweeps: compression,
+non-zeros, MACs slimmed/dense, final and baseline test accuracy, whether the accuracy drop was met, wall time).
+Exit code 0 when every run finished, 1 when some failed, 130 when interrupted, 2 on a bad sweep file.`;
 
 const FLAGS = {
   queue: { type: 'string' },

@@ -11,6 +11,11 @@
  */
 import { defaultChannelsConfig, validateChannelsConfig, METHOD_NAMES, type ChannelsConfig, type MethodName } from '../channels/config.js';
 import { UsageError, check } from '../../foundation/errors.js';
+import { resolveModel } from '../../models/source.js';
+
+function hasBatchNorm(model: string): boolean {
+  return resolveModel(model).arch.ops.some((o) => o.type === 'batchnorm');
+}
 
 export const COMPRESS_MODES = ['joint', 'chained', 'olmp', 'channels'] as const;
 export type CompressMode = (typeof COMPRESS_MODES)[number];
@@ -30,7 +35,7 @@ export interface JointSearchBudget {
    */
   crateLower: number;
   crateUpper: number;
-  /** Crates of the start point (pruning only the smallest weights). */
+  /** Crates of the start point: μ − σ, which prunes only the smallest weights (about 15% of a half-normal |w|). */
   crateStart: number;
   /**
    * Allowed validation-accuracy loss of a candidate before any finetuning (null: twice maxAccDrop, since finetuning
@@ -56,7 +61,7 @@ export interface OlmpStage {
   initialCrate: number;
 }
 
-export interface CompressConfig extends Omit<ChannelsConfig, 'objective' | 'flopsBudget' | 'search' | 'bnRecalibration'> {
+export interface CompressConfig extends Omit<ChannelsConfig, 'objective' | 'flopsBudget' | 'search'> {
   mode: CompressMode;
   objective: CompressObjective;
   /** Dense MACs of the slimmed network must be ≤ flopsBudget · dense MACs (null: no MAC constraint). */
@@ -82,7 +87,7 @@ function olmpStage(model: string, quick: boolean): OlmpStage {
 /** Defaults for a model, the quick preset on top when `quick`. */
 export function defaultCompressConfig(model: string, method: MethodName, quick: boolean, mode: CompressMode = 'joint'): CompressConfig {
   const ch = defaultChannelsConfig(model, method, quick);
-  const { objective: _o, flopsBudget: _f, search: chSearch, bnRecalibration: _b, ...rest } = ch;
+  const { objective: _o, flopsBudget: _f, search: chSearch, ...rest } = ch;
   return {
     ...rest,
     mode,
@@ -91,7 +96,7 @@ export function defaultCompressConfig(model: string, method: MethodName, quick: 
     flopsBudget: null,
     targetCompression: null,
     timeBudget: null,
-    search: { popSize: chSearch.popSize, budget: quick ? 41 : 201, lower: chSearch.lower, upper: chSearch.upper, crateLower: -1.5, crateUpper: 3, crateStart: -0.5, maxAccDrop: null },
+    search: { popSize: chSearch.popSize, budget: quick ? 41 : 201, lower: chSearch.lower, upper: chSearch.upper, crateLower: -1.5, crateUpper: 3, crateStart: -1, maxAccDrop: null },
     olmp: olmpStage(model, quick),
     workers: 0,
   };
@@ -100,7 +105,7 @@ export function defaultCompressConfig(model: string, method: MethodName, quick: 
 /** The channel-pruning view of the config (what the scorers, finetuners and the baseline cache read). */
 export function channelsView(c: CompressConfig): ChannelsConfig {
   const { mode: _m, objective: _o, targetCompression: _t, timeBudget: _tb, olmp: _ol, workers: _w, flopsBudget, search, ...rest } = c;
-  return { ...rest, objective: 'macs', flopsBudget: flopsBudget ?? 1, search: { popSize: search.popSize, budget: search.budget, lower: search.lower, upper: search.upper }, bnRecalibration: 0 };
+  return { ...rest, objective: 'macs', flopsBudget: flopsBudget ?? 1, search: { popSize: search.popSize, budget: search.budget, lower: search.lower, upper: search.upper } };
 }
 
 export function checkMode(name: string): CompressMode {
@@ -131,5 +136,6 @@ export function validateCompressConfig(c: CompressConfig): CompressConfig {
   }
   check(Number.isInteger(o.pruneUntil) && o.pruneUntil >= 0 && o.pruneUntil <= o.iterations, `--prune-until must be an integer in [0, iterations], got ${o.pruneUntil}`);
   check(Number.isInteger(c.workers) && c.workers >= 0 && c.workers <= 64, `--workers must be an integer in [0, 64], got ${c.workers}`);
+  check(c.mode === 'olmp' || c.workers === 0 || c.bnRecalibration === 0 || !hasBatchNorm(c.model), '--workers evaluates masked candidates with the baseline BatchNorm statistics; on BatchNorm models use it with --bn-recalibration 0');
   return c;
 }

@@ -14,7 +14,8 @@
 import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { acquireLease } from '../../foundation/lease.js';
-import { writeDirAtomic, writeJsonAtomic } from '../../foundation/atomic.js';
+import { appendFile, writeDirAtomic, writeJsonAtomic } from '../../foundation/atomic.js';
+import { truncateJsonl } from '../pipeline/checkpoint.js';
 import { readJsonObject } from '../../foundation/json.js';
 import { BackendMismatchError, UsageError } from '../../foundation/errors.js';
 import { resolveModel, fitToData } from '../../models/source.js';
@@ -36,6 +37,7 @@ import { search as olmpSearch, resume as olmpResume } from '../pipeline/run.js';
 import type { OlmpReport, PipelineHooks } from '../pipeline/olmp.js';
 import { channelsView, defaultCompressConfig, validateCompressConfig, type CompressConfig, type CompressMode, type CompressObjective } from './config.js';
 import { searchJoint, paretoFront, type JointOutcome } from './search.js';
+import { recalibratedEvaluator } from './recalibrated.js';
 import { finishRun, type CompressReport } from './finish.js';
 import type { MethodName } from '../channels/config.js';
 import './candidate.js';
@@ -61,16 +63,14 @@ export interface CompressOptions {
   log?: (line: string) => void;
   /** The OLMP stage's hooks (progress, stop signal). */
   hooks?: PipelineHooks;
-  /** Called as each stage starts: 'search', 'finetune', 'olmp', 'finish'. */
+  /** Called as each stage starts: 'baseline', 'search', 'finetune', 'olmp', 'finish'. */
   onStage?: (name: string) => void;
+  /** Each line written to events.jsonl. */
+  onEvent?: (e: CompressEvent) => void;
 }
 
-/** How a session reports: stage lines, the OLMP stage's hooks, stage changes. */
-export interface SessionHooks {
-  log?: (line: string) => void;
-  hooks?: PipelineHooks;
-  onStage?: (name: string) => void;
-}
+/** How a session reports: stage lines, the OLMP stage's hooks, stage changes, events. */
+export type SessionHooks = Pick<CompressOptions, 'log' | 'hooks' | 'onStage' | 'onEvent'>;
 
 export interface CompressRunFile {
   command: 'compress';
@@ -170,8 +170,20 @@ export interface StageContext {
   baseline: Baseline;
   method: ChannelMethod;
   log: (line: string) => void;
+  emit: (e: CompressEvent) => void;
   phasesMs: Record<string, number>;
 }
+
+/** stages.json: time per stage over every session, and the events.jsonl lines of the finished stages. */
+interface StagesFile {
+  phasesMs: Record<string, number>;
+  eventsCount: number;
+}
+
+/** A line of the run's events.jsonl (the OLMP stage's own events are in olmp/events.jsonl). */
+export type CompressEvent =
+  | { type: 'stage'; stage: string; status: 'start' | 'done'; elapsedMs?: number }
+  | { type: 'search'; generation: number; evaluations: number; bestFitness: number; bestFeasible: boolean; compression: number; macs: number; accuracy: number | null };
 
 async function runStages(runDir: string, runFile: CompressRunFile, backend: BackendInfo, session: SessionHooks): Promise<CompressReport> {
   const cfg = runFile.options;
@@ -181,20 +193,34 @@ async function runStages(runDir: string, runFile: CompressRunFile, backend: Back
   const data = loadChannelData(cfg.dataset, cfg.data, { dataDir: cfg.dataDir, splitSeed: cfg.splitSeed, inputScale: cfg.inputScale, inputOffset: cfg.inputOffset });
   const arch = fitToData(given.arch, { shape: data.train.shape, numClasses: data.numClasses, name: data.dataset }, cfg.model);
   const groups = channelGroups(arch);
-  const phasesMs: Record<string, number> = existsSync(join(runDir, 'phases.json')) ? (readJsonObject(join(runDir, 'phases.json')) as Record<string, number>) : {};
+  // events.jsonl holds the events of the stages finished (stages.json counts them) and of the one under way; a
+  // resumed run drops the lines of a stage it reruns.
+  const stagesPath = join(runDir, 'stages.json');
+  const eventsPath = join(runDir, 'events.jsonl');
+  const saved = existsSync(stagesPath) ? (readJsonObject(stagesPath) as unknown as StagesFile) : { phasesMs: {}, eventsCount: 0 };
+  const phasesMs = saved.phasesMs;
+  let eventsCount = saved.eventsCount;
+  truncateJsonl(eventsPath, eventsCount);
+  const emit = (e: CompressEvent) => {
+    appendFile(eventsPath, JSON.stringify(e) + '\n');
+    eventsCount++;
+    session.onEvent?.(e);
+  };
   const timed = async <T>(name: string, f: () => Promise<T> | T): Promise<T> => {
     session.onStage?.(name);
+    emit({ type: 'stage', stage: name, status: 'start' });
     const t = Date.now();
     const r = await f();
     phasesMs[name] = (phasesMs[name] ?? 0) + Date.now() - t;
-    writeJsonAtomic(join(runDir, 'phases.json'), phasesMs);
+    emit({ type: 'stage', stage: name, status: 'done', elapsedMs: Date.now() - t });
+    writeJsonAtomic(stagesPath, { phasesMs, eventsCount } satisfies StagesFile);
     return r;
   };
   const chCfg = channelsView(cfg);
   const baseline = await timed('baseline', () => getBaseline(runFile.resultsRoot, chCfg, arch, given.params, data, log));
   log(`baseline: validation ${(baseline.validationAccuracy * 100).toFixed(2)}%, test ${(baseline.testAccuracy * 100).toFixed(2)}%`);
   const method = createMethod(cfg.method, { arch, groups, baseline: baseline.params, data, seed: cfg.seed, cfg: chCfg, log });
-  const ctx: StageContext = { runDir, runFile, cfg, backend, data, arch, groups, baseline, method, log, phasesMs };
+  const ctx: StageContext = { runDir, runFile, cfg, backend, data, arch, groups, baseline, method, log, emit, phasesMs };
 
   // ---- joint search -----------------------------------------------------------------------------------------
   const searchPath = join(runDir, 'search.json');
@@ -213,6 +239,7 @@ async function runStages(runDir: string, runFile: CompressRunFile, backend: Back
   let olmp: OlmpReport | null = null;
   if (cfg.mode !== 'channels') olmp = await timed('olmp', () => olmpStage(ctx, searched, startDir, hooks));
   session.onStage?.('finish');
+  emit({ type: 'stage', stage: 'finish', status: 'start' });
   return finishRun(ctx, searched, startDir, olmp);
 }
 
@@ -231,10 +258,17 @@ async function jointStage(ctx: StageContext): Promise<SearchFile> {
   const scores = method.score();
   const reference: ModelParams = method.reference();
   log(`${cfg.method}: scored ${groups.length} channel groups`);
-  const evaluator: Evaluator =
-    cfg.workers > 0 ? await createPoolEvaluator({ workers: cfg.workers, backend: ctx.backend.name === 'cpu' ? 'cpu' : 'wasm', batchSize: cfg.evalBatch }) : await createInProcessEvaluator({ batchSize: cfg.evalBatch });
+  const context = { arch, params: reference, masks: onesMasks(arch), stats: reference.layers.map((l) => magnitudeStats(l)), data: data.validation };
+  const recalibrate = arch.ops.some((o) => o.type === 'batchnorm') && cfg.bnRecalibration > 0;
+  const evaluator: Evaluator | null = recalibrate
+    ? null
+    : cfg.workers > 0
+      ? await createPoolEvaluator({ workers: cfg.workers, backend: ctx.backend.name === 'cpu' ? 'cpu' : 'wasm', batchSize: cfg.evalBatch })
+      : await createInProcessEvaluator({ batchSize: cfg.evalBatch });
   try {
-    await evaluator.setContext({ arch, params: reference, masks: onesMasks(arch), stats: reference.layers.map((l) => magnitudeStats(l)), data: data.validation });
+    if (evaluator) await evaluator.setContext(context);
+    else log(`search: BatchNorm statistics of every candidate re-estimated on ${cfg.bnRecalibration}×64 scoring images`);
+    const evaluate = evaluator ?? recalibratedEvaluator(context, { batches: cfg.bnRecalibration, batchSize: 64, set: data.score, seed: cfg.seed }, cfg.evalBatch);
     const settings = {
       objective: cfg.objective,
       flopsBudget: cfg.flopsBudget,
@@ -252,12 +286,15 @@ async function jointStage(ctx: StageContext): Promise<SearchFile> {
       seed: cfg.seed,
     };
     const totalParams = sizeReport(arch, onesMasks(arch)).params;
-    const outcome = await searchJoint(arch, groups, prunableOps(arch).length, scores, evaluator, data.validation.count, totalParams, settings, log);
+    const outcome = await searchJoint(arch, groups, prunableOps(arch).length, scores, evaluate, data.validation.count, totalParams, settings, (line, best) => {
+      log(line);
+      ctx.emit({ type: 'search', ...best });
+    });
     const b = outcome.best;
     log(`search: keep ${b.keep.join(',')}, crates ${b.crates.map((c) => c.toFixed(3)).join(',')} (${b.result.feasible ? 'feasible' : 'infeasible'}), ${b.compression.toFixed(1)}x before finetuning`);
     return { settings, baselineValidationAccuracy: ctx.baseline.validationAccuracy, scores: 'method', outcome, pareto: paretoFront(outcome.points) };
   } finally {
-    await evaluator.close();
+    await evaluator?.close();
   }
 }
 

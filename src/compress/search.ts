@@ -110,11 +110,11 @@ export async function searchJoint(
   groups: ChannelGroup[],
   layers: number,
   scores: Float32Array[],
-  evaluator: Evaluator,
+  evaluator: Pick<Evaluator, 'evaluate'>,
   evalCount: number,
   totalParams: number,
   s: JointSettings,
-  onGeneration?: (line: string) => void,
+  onGeneration?: (line: string, best: JointOutcome['history'][number] & Pick<JointPoint, 'compression' | 'macs' | 'accuracy'>) => void,
 ): Promise<JointOutcome> {
   const t0 = Date.now();
   const dense = denseCost(arch, groups);
@@ -196,9 +196,11 @@ export async function searchJoint(
     },
     {
       onGeneration: (info) => {
-        history.push({ generation: info.generation, evaluations: info.evaluations + 1, bestFitness: best.result.fitness, bestFeasible: best.result.feasible });
+        const h = { generation: info.generation, evaluations: info.evaluations + 1, bestFitness: best.result.fitness, bestFeasible: best.result.feasible };
+        history.push(h);
         onGeneration?.(
           `  joint search gen ${info.generation}: ${info.evaluations + 1}/${s.budget} points, best ${s.objective} ${best.result.fitness.toFixed(4)} ${best.result.feasible ? 'feasible' : `infeasible (violation ${best.result.violation.toFixed(4)})`}, ${best.compression.toFixed(1)}x, MACs ${((best.macs / dense.macs) * 100).toFixed(1)}%`,
+          { ...h, compression: best.compression, macs: best.macs, accuracy: best.accuracy },
         );
       },
     },

@@ -29,6 +29,8 @@ export function validateJob(jobId: string | undefined, raw: unknown): JobData {
   if (typeof d.sweep !== 'string' || !ID.test(d.sweep)) throw new UsageError(`${label}: sweep must be a sweep name, got ${JSON.stringify(d.sweep)}`);
   if (typeof d.runId !== 'string' || !ID.test(d.runId) || d.runId.length > 120) throw new UsageError(`${label}: runId must be a run id, got ${JSON.stringify(d.runId)}`);
   if (jobId !== undefined && jobId !== `${d.sweep}/${d.runId}`) throw new UsageError(`${label}: the job id must be ${d.sweep}/${d.runId}`);
+  // Queued runs are `prunus search` runs only (enqueue.ts refuses other sweeps), though sweep files name others.
+  if (d.command !== 'search') throw new UsageError(`${label}: command must be one of search, got ${typeof d.command === 'string' ? `'${d.command}'` : JSON.stringify(d.command)}`);
   const spec = validateSweepSpec({ name: d.sweep, command: d.command, runs: [d.flags] }, { label, knownFlags: new Set(Object.keys(SEARCH_FLAGS)) });
   return { sweep: d.sweep, runId: d.runId, command: 'search', flags: spec.runs![0]! };
 }

@@ -14,8 +14,8 @@ export interface Figure {
   caption: string;
 }
 
-const WIDTH = 640;
-const CONFIG = {
+export const WIDTH = 640;
+export const CONFIG = {
   background: 'white',
   padding: 8,
   config: {

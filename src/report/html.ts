@@ -1,7 +1,7 @@
 /** The self-contained report page: inline CSS and inline SVG only (no scripts, stylesheets, fonts or images to fetch). */
 import type { RunData } from './load.js';
 import { backendLabel } from './charts.js';
-import { TABLE_COLUMNS, formatDuration, type SummaryRow } from '../sweep/summary.js';
+import { tableColumns, formatDuration, type SummaryRow } from '../sweep/summary.js';
 
 export interface RenderedFigure {
   id: string;
@@ -49,7 +49,7 @@ table.summary tr.pending td, table.summary tr.interrupted td { color: #8c959f; }
 a { color: #0b5cad; }
 `;
 
-function figureHtml(f: RenderedFigure, runName?: string): string {
+export function figureHtml(f: RenderedFigure, runName?: string): string {
   return `<figure class="chart" data-chart="${esc(f.id)}"${runName ? ` data-run="${esc(runName)}"` : ''} aria-label="${esc(f.title)}">
 ${f.svg}
 <figcaption>${esc(f.caption)}</figcaption>
@@ -102,13 +102,14 @@ ${s.missing.map((m) => `<p class="note">${esc(m)}</p>`).join('\n')}
 </section>`;
 }
 
-const NUMERIC = new Set(['seed', 'compression', 'test accuracy', 'test error', 'wall time']);
-
+/** The sweep's summary table: search or compress columns, as the sweep's runs are. */
 export function summaryTableHtml(rows: SummaryRow[], linkRuns: boolean): string {
-  const head = TABLE_COLUMNS.map(([h]) => `<th${NUMERIC.has(h) ? ' class="num"' : ''}>${esc(h)}</th>`).join('');
+  const { columns, numeric } = tableColumns(rows);
+  const NUMERIC = new Set(['seed', ...numeric]);
+  const head = columns.map(([h]) => `<th${NUMERIC.has(h) ? ' class="num"' : ''}>${esc(h)}</th>`).join('');
   const body = rows
     .map((r) => {
-      const cells = TABLE_COLUMNS.map(([h, f]) => {
+      const cells = columns.map(([h, f]) => {
         const v = f(r);
         const inner = h === 'id' && linkRuns && r.status !== 'pending' ? `<a href="#run-${esc(r.id)}">${esc(v)}</a>` : esc(v);
         const cls = NUMERIC.has(h) ? ' class="num"' : h === 'status' && r.error ? ' class="wrap"' : '';
@@ -118,6 +119,26 @@ export function summaryTableHtml(rows: SummaryRow[], linkRuns: boolean): string 
     })
     .join('\n');
   return `<div class="table-wrap"><table class="summary"><thead><tr>${head}</tr></thead><tbody>\n${body}\n</tbody></table></div>`;
+}
+
+/** The page around its sections: header (title, subtitle), inline CSS (`css` added to the shared rules). */
+export function pageShell(title: string, subtitle: string, sections: string[], css = ''): string {
+  return `<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>${esc(title)}</title>
+<style>${CSS}${css}</style>
+</head>
+<body>
+<header><h1>${esc(title)}</h1><p>${esc(subtitle)}</p></header>
+<main>
+${sections.join('\n')}
+</main>
+</body>
+</html>
+`;
 }
 
 export function pageHtml(opts: {
@@ -139,20 +160,5 @@ ${s.note ? `<p class="note">${esc(s.note)}</p>` : ''}
 </section>`);
   }
   for (const r of opts.runs) parts.push(runSectionHtml(r, Boolean(opts.sweep)));
-  return `<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>${esc(opts.title)}</title>
-<style>${CSS}</style>
-</head>
-<body>
-<header><h1>${esc(opts.title)}</h1><p>${esc(opts.subtitle)}</p></header>
-<main>
-${parts.join('\n')}
-</main>
-</body>
-</html>
-`;
+  return pageShell(opts.title, opts.subtitle, parts);
 }

@@ -1,4 +1,7 @@
-/** Reading run directories and sweep directories (the run-directory contract of `prunus search`). */
+/**
+ * Reading run directories and sweep directories (the run-directory contract of `prunus search`); compress run folders
+ * are told apart here and read by compress-load.ts.
+ */
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import { UsageError } from '../../foundation/errors.js';
@@ -108,6 +111,16 @@ export function isRunDir(dir: string): boolean {
   return existsSync(join(dir, 'config.json'));
 }
 
+/** A run folder written by `prunus compress` (its config.json says so). */
+export function isCompressRunDir(dir: string): boolean {
+  if (!isRunDir(dir)) return false;
+  try {
+    return (JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')) as { command?: unknown }).command === 'compress';
+  } catch {
+    return false;
+  }
+}
+
 export function isSweepDir(dir: string): boolean {
   if (!existsSync(join(dir, 'sweep.json'))) return false;
   try {
@@ -144,10 +157,11 @@ export function loadSweep(dirIn: string): SweepData {
   return { dir, name: resolved.name, runs, rows };
 }
 
-export function kindOf(dirIn: string): 'run' | 'sweep' {
+export function kindOf(dirIn: string): 'run' | 'sweep' | 'compress' {
   const dir = resolve(dirIn);
   if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new UsageError(`${dirIn} is not a folder`);
   if (isSweepDir(dir)) return 'sweep';
+  if (isCompressRunDir(dir)) return 'compress';
   if (isRunDir(dir)) return 'run';
   throw new UsageError(`${dirIn} is neither a run directory (config.json) nor a sweep directory (sweep.json)`);
 }

@@ -6,15 +6,20 @@
  *     "grid": { "model": ["lenet-300-100", "lenet-5"], "seed": [1, 2, 3], "max-acc-drop": [0.01, 0.02] },
  *     "runs": [ { "model": "lenet-5", "seed": 981118, "optimizer": "olmp-released" } ] }
  *
- * Keys of base/grid/runs are the command's flags without the dashes (kebab-case, as on the command line).
+ *   { "name": "c", "command": "compress", "base": { "quick": true, "model": "lenet-5", "flops-budget": 0.5 },
+ *     "grid": { "method": ["di", "gfbs"], "mode": ["joint", "chained"] } }
+ *
+ * `command` is what every run executes: `prunus search` (the default) or `prunus compress`. Keys of base/grid/runs
+ * are that command's flags without the dashes (kebab-case, as on the command line); commands.ts says which values
+ * each takes.
  * A grid is the cartesian product of its lists (first key outermost); explicit runs are added after it.
  * Every run gets the base flags, overridden by its own.
  */
-import { existsSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { UsageError } from '../../foundation/errors.js';
-import { OLMP_OPTIMIZERS, CONSTRAINTS, RNG_KINDS, EVALUATION_MODES } from '../pipeline/config.js';
-import { TRAIN_ORDERS } from '../../foundation/data/datasets.js';
+import { SWEEP_COMMANDS, gridWhat, isSweepCommand, ruleProblem, sweepCommand, type SweepCommand } from './commands.js';
+
+export { SWEEP_COMMANDS } from './commands.js';
 
 export type FlagValue = string | number | boolean;
 export type Flags = Record<string, FlagValue>;
@@ -25,7 +30,7 @@ export interface SweepSpec {
   out?: string;
   /** Runs at once (default max(1, floor(cores / workers per run))). */
   parallel?: number;
-  /** The prunus command each run executes (only 'search' for now). */
+  /** The prunus command each run executes: 'search' (the default) or 'compress'. */
   command?: string;
   base?: Flags;
   grid?: Record<string, FlagValue[]>;
@@ -42,56 +47,6 @@ export interface SweepRun {
 }
 
 const TOP_KEYS = ['name', 'out', 'parallel', 'command', 'base', 'grid', 'runs', 'description'] as const;
-export const SWEEP_COMMANDS = ['search'] as const;
-/** Flags the sweep sets itself for every run. */
-const RESERVED: Record<string, string> = {
-  out: 'is set by the sweep (each run goes to <sweep>/runs/<id>)',
-  json: 'is set by the sweep',
-  help: 'is not a run flag',
-  config: 'is not supported in sweeps (put the options in base)',
-};
-
-/** What `prunus search` accepts (the run-directory contract); used to check values before anything runs. */
-const CHOICES: Record<string, readonly string[]> = {
-  optimizer: OLMP_OPTIMIZERS,
-  constraint: CONSTRAINTS,
-  backend: ['auto', 'webgpu', 'tensorflow', 'wasm', 'cpu'],
-  'train-order': TRAIN_ORDERS,
-  rng: RNG_KINDS,
-  evaluation: EVALUATION_MODES,
-};
-const INTEGER_FLAGS = new Set([
-  'seed',
-  'split-seed',
-  'max-params',
-  'reference-iterations',
-  'iterations',
-  'prune-until',
-  'search-period',
-  'log-period',
-  'checkpoint-period',
-  'pop-size',
-  'search-budget',
-  'batch-size',
-  'workers',
-]);
-const NUMBER_FLAGS = new Set(['max-acc-drop', 'delta', 'target-compression', 'sigma0', 'initial-crate', 'input-scale']);
-/** Flags naming a zoo entry or a path that must exist: model (a zoo model or a model.json), dataset. */
-const NAMED_OR_PATH: Record<string, readonly string[]> = {
-  model: ['lenet-300-100', 'lenet-5'],
-  dataset: ['mnist', 'fashion-mnist'],
-};
-const BOOLEAN_FLAGS = new Set(['quick']);
-/** Short forms used in run ids, in this order; flags not listed follow alphabetically as `<flag><value>`. */
-const ID_ORDER: [flag: string, prefix: string][] = [
-  ['model', ''],
-  ['seed', 's'],
-  ['optimizer', ''],
-  ['constraint', ''],
-  ['max-acc-drop', 'd'],
-  ['delta', 'delta'],
-];
-const ALWAYS_IN_ID = new Set(['model', 'seed', 'optimizer']);
 
 function describe(v: unknown): string {
   if (typeof v === 'string') return `'${v}'`;
@@ -106,63 +61,31 @@ function isPlainObject(v: unknown): v is Record<string, unknown> {
 }
 
 /** Checks one flag value; `where` is the field path for the message (e.g. `grid.seed[2]`). */
-function checkValue(label: string, where: string, flag: string, v: unknown, command: string): void {
+function checkValue(label: string, where: string, flag: string, v: unknown, cmd: SweepCommand): void {
   const fail = (what: string) => {
     throw new UsageError(`${label}: ${where} must be ${what}, got ${describe(v)}`);
   };
-  if (typeof v !== 'string' && typeof v !== 'number' && typeof v !== 'boolean') fail('a string, number or boolean');
+  if (typeof v !== 'string' && typeof v !== 'number' && typeof v !== 'boolean') return fail('a string, number or boolean');
   if (typeof v === 'number' && !Number.isFinite(v)) fail('a finite number');
-  if (command !== 'search') return;
-  if (BOOLEAN_FLAGS.has(flag)) {
-    if (typeof v !== 'boolean') fail('true or false');
-    return;
-  }
-  if (INTEGER_FLAGS.has(flag)) {
-    if (!(typeof v === 'number' && Number.isInteger(v) && v >= 0)) fail('a non-negative integer');
-    return;
-  }
-  if (NUMBER_FLAGS.has(flag)) {
-    if (!(typeof v === 'number' && v >= 0)) fail('a non-negative number');
-    return;
-  }
-  if (flag === 'input-offset') {
-    if (typeof v !== 'number') fail('a number');
-    return;
-  }
-  const named = NAMED_OR_PATH[flag];
-  if (named) {
-    if (!(typeof v === 'string' && (named.includes(v) || existsSync(v)))) fail(`one of ${named.join(', ')}, or an existing path`);
-    return;
-  }
-  const choices = CHOICES[flag];
-  if (choices && !(typeof v === 'string' && choices.includes(v))) fail(`one of ${choices.join(', ')}`);
-  if (typeof v === 'boolean') fail('a string or number (only quick is a switch)');
+  const problem = ruleProblem(cmd, flag, v);
+  if (problem !== null) fail(problem);
 }
 
-/** The same message as checkValue, phrased for a whole grid list ("grid.seed must be an array of integers"). */
-function gridWhat(flag: string): string {
-  if (INTEGER_FLAGS.has(flag)) return 'an array of integers';
-  if (NUMBER_FLAGS.has(flag)) return 'an array of numbers';
-  if (BOOLEAN_FLAGS.has(flag)) return 'an array of true/false';
-  const c = CHOICES[flag] ?? NAMED_OR_PATH[flag];
-  if (c) return `an array of ${c.join(' | ')}`;
-  return 'an array of strings or numbers';
-}
-
-function checkFlagName(label: string, where: string, flag: string, known: ReadonlySet<string> | null, command: string): void {
+function checkFlagName(label: string, where: string, flag: string, known: ReadonlySet<string> | null, cmd: SweepCommand): void {
   if (!/^[a-z][a-z0-9]*(-[a-z0-9]+)*$/.test(flag)) {
     const kebab = flag.replace(/^-+/, '').replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
     throw new UsageError(`${label}: ${where} is not a flag name (write flags without dashes in kebab-case, e.g. '${kebab}')`);
   }
-  if (RESERVED[flag]) throw new UsageError(`${label}: ${where} ${RESERVED[flag]}`);
-  if (known && !known.has(flag)) throw new UsageError(`${label}: ${where} is not a flag of 'prunus ${command}'`);
+  const reserved = cmd.reserved[flag];
+  if (reserved) throw new UsageError(`${label}: ${where} ${reserved}`);
+  if (known && !known.has(flag)) throw new UsageError(`${label}: ${where} is not a flag of 'prunus ${cmd.name}'`);
 }
 
-function checkFlags(label: string, where: string, v: unknown, command: string, known: ReadonlySet<string> | null): Flags {
+function checkFlags(label: string, where: string, v: unknown, cmd: SweepCommand, known: ReadonlySet<string> | null): Flags {
   if (!isPlainObject(v)) throw new UsageError(`${label}: ${where} must be an object of flags, got ${describe(v)}`);
   for (const [k, x] of Object.entries(v)) {
-    checkFlagName(label, `${where}.${k}`, k, known, command);
-    checkValue(label, `${where}.${k}`, k, x, command);
+    checkFlagName(label, `${where}.${k}`, k, known, cmd);
+    checkValue(label, `${where}.${k}`, k, x, cmd);
   }
   return v as Flags;
 }
@@ -190,11 +113,10 @@ export function validateSweepSpec(raw: unknown, opts: ValidateOptions = {}): Swe
   if (parallel !== undefined && !(typeof parallel === 'number' && Number.isInteger(parallel) && parallel >= 1 && parallel <= 256)) {
     throw new UsageError(`${label}: parallel must be an integer from 1 to 256, got ${describe(parallel)}`);
   }
-  const cmd = command === undefined ? 'search' : command;
-  if (typeof cmd !== 'string' || !(SWEEP_COMMANDS as readonly string[]).includes(cmd)) {
-    throw new UsageError(`${label}: command must be one of ${SWEEP_COMMANDS.join(', ')}, got ${describe(command)}`);
-  }
-  const spec: SweepSpec = { name, command: cmd };
+  const cmdName = command === undefined ? 'search' : command;
+  if (!isSweepCommand(cmdName)) throw new UsageError(`${label}: command must be one of ${SWEEP_COMMANDS.join(', ')}, got ${describe(command)}`);
+  const cmd = sweepCommand(cmdName);
+  const spec: SweepSpec = { name, command: cmdName };
   if (typeof out === 'string') spec.out = out;
   if (typeof parallel === 'number') spec.parallel = parallel;
   if (typeof raw.description === 'string') (spec as SweepSpec & { description?: string }).description = raw.description;
@@ -204,12 +126,12 @@ export function validateSweepSpec(raw: unknown, opts: ValidateOptions = {}): Swe
     const g: Record<string, FlagValue[]> = {};
     for (const [k, list] of Object.entries(grid)) {
       checkFlagName(label, `grid.${k}`, k, known, cmd);
-      if (!Array.isArray(list) || list.length === 0) throw new UsageError(`${label}: grid.${k} must be ${gridWhat(k)} (non-empty), got ${describe(list)}`);
+      if (!Array.isArray(list) || list.length === 0) throw new UsageError(`${label}: grid.${k} must be ${gridWhat(cmd, k)} (non-empty), got ${describe(list)}`);
       list.forEach((x, i) => {
         try {
           checkValue(label, `grid.${k}[${i}]`, k, x, cmd);
         } catch {
-          throw new UsageError(`${label}: grid.${k} must be ${gridWhat(k)}, but item ${i} is ${describe(x)}`);
+          throw new UsageError(`${label}: grid.${k} must be ${gridWhat(cmd, k)}, but item ${i} is ${describe(x)}`);
         }
       });
       const seen = new Set<string>();
@@ -229,15 +151,13 @@ export function validateSweepSpec(raw: unknown, opts: ValidateOptions = {}): Swe
   const gridSize = spec.grid ? Object.values(spec.grid).reduce((n, l) => n * l.length, 1) : 0;
   if (gridSize + (spec.runs?.length ?? 0) === 0) throw new UsageError(`${label}: no runs (give a non-empty grid or runs)`);
   if (gridSize > 10_000) throw new UsageError(`${label}: grid expands to ${gridSize} runs (at most 10000)`);
-  if (cmd === 'search') {
-    // Every run needs a model.
-    const hasModel = (f: Flags) => typeof f.model === 'string';
-    if (!spec.grid?.model && !hasModel(spec.base ?? {})) {
-      spec.runs?.forEach((r, i) => {
-        if (!hasModel(r)) throw new UsageError(`${label}: runs[${i}].model is required (or give base.model / grid.model)`);
-      });
-      if (spec.grid) throw new UsageError(`${label}: grid.model or base.model is required`);
-    }
+  // Every run needs a model (search and compress both require --model).
+  const hasModel = (f: Flags) => typeof f.model === 'string';
+  if (!spec.grid?.model && !hasModel(spec.base ?? {})) {
+    spec.runs?.forEach((r, i) => {
+      if (!hasModel(r)) throw new UsageError(`${label}: runs[${i}].model is required (or give base.model / grid.model)`);
+    });
+    if (spec.grid) throw new UsageError(`${label}: grid.model or base.model is required`);
   }
   return spec;
 }
@@ -253,14 +173,16 @@ function canonical(flags: Flags): string {
 }
 
 /**
- * The run id: model, `s<seed>` and optimizer when set, then every flag whose value differs from the base
- * (so that each run's id depends only on its own flags and the base, never on the other runs).
+ * The run id: the command's leading flags when set (search: model, `s<seed>`, optimizer; compress: model, mode,
+ * method, `s<seed>`), then every flag whose value differs from the base (so that each run's id depends only on its
+ * own flags and the base, never on the other runs).
  */
-export function runId(flags: Flags, base: Flags = {}): string {
+export function runId(flags: Flags, base: Flags = {}, command = 'search'): string {
+  const cmd = sweepCommand(command);
   const parts: string[] = [];
   const used = new Set<string>();
-  const include = (k: string) => k in flags && (ALWAYS_IN_ID.has(k) || !(k in base) || base[k] !== flags[k]);
-  for (const [k, prefix] of ID_ORDER) {
+  const include = (k: string) => k in flags && (cmd.alwaysInId.has(k) || !(k in base) || base[k] !== flags[k]);
+  for (const [k, prefix] of cmd.idOrder) {
     if (include(k)) parts.push(idPart(k, flags[k]!, prefix));
     used.add(k);
   }
@@ -283,7 +205,7 @@ export function expandRuns(spec: SweepSpec, label = 'sweep.json'): SweepRun[] {
   spec.runs?.forEach((r, i) => out.push({ id: '', flags: { ...base, ...r }, origin: `runs[${i}]` }));
   const byId = new Map<string, SweepRun>();
   for (const r of out) {
-    r.id = runId(r.flags, base);
+    r.id = runId(r.flags, base, spec.command);
     const prev = byId.get(r.id);
     if (prev) {
       const same = canonical(prev.flags) === canonical(r.flags);

@@ -1,4 +1,8 @@
-/** The sweep's summary table over all its runs, as rows, CSV and Markdown. */
+/**
+ * The sweep's summary table over all its runs, as rows, CSV and Markdown. Rows of compress runs carry the compress
+ * report's measurements too (mode, method, MACs, the baseline's accuracy, whether the drop was met), and a sweep of
+ * compress runs gets its own columns.
+ */
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Flags } from './spec.js';
@@ -26,6 +30,18 @@ export interface SummaryRow {
   /** Relative to the sweep folder. */
   runDir: string;
   error?: string;
+  /** The fields below are set on rows of `prunus compress` runs only (report.json: CompressReport). */
+  command?: 'compress';
+  mode?: string;
+  method?: string;
+  objective?: string;
+  flopsBudget?: number | null;
+  /** Dense MACs of the final network (removed channels gone) and of the unpruned one. */
+  macsSlimmed?: number | null;
+  macsDense?: number | null;
+  baselineTestAccuracy?: number | null;
+  /** Final validation accuracy >= the baseline's - maxAccDrop. */
+  withinDrop?: boolean | null;
 }
 
 interface StateLike {
@@ -44,8 +60,44 @@ const num = (v: unknown): number | null => (typeof v === 'number' && Number.isFi
 const str = (v: unknown): string => (typeof v === 'string' ? v : typeof v === 'number' ? String(v) : '');
 const backendName = (b: unknown): string => (b && typeof b === 'object' && typeof (b as { name?: unknown }).name === 'string' ? (b as { name: string }).name : str(b));
 
-/** One row from a run directory (report.json, else config.json, else the sweep's flags). */
-export function summaryRow(sweepDir: string, run: { id: string; flags: Flags; dir: string }, state: StateLike | null): SummaryRow {
+const obj = (v: unknown): Record<string, unknown> => (v && typeof v === 'object' ? (v as Record<string, unknown>) : {});
+
+/** The compress fields of a row (report.json, else config.json's options, else the sweep's flags). */
+function compressFields(row: SummaryRow, report: Record<string, unknown> | null, options: Record<string, unknown>, flags: Flags): SummaryRow {
+  const acc = obj(report?.accuracy);
+  const final = obj(acc.final);
+  const macs = obj(report?.macs);
+  const budgets = obj(report?.budgets);
+  const search = obj(report?.search);
+  const olmp = obj(report?.olmp);
+  const test = num(final.test);
+  const evaluations = report ? (num(search.evaluations) ?? 0) + (num(olmp.evaluations) ?? 0) : null;
+  return {
+    ...row,
+    optimizer: '',
+    constraint: '',
+    maxAccDrop: num(budgets.maxAccDrop ?? options.maxAccDrop ?? flags['max-acc-drop']),
+    validationAccuracy: num(final.validation),
+    testAccuracy: test,
+    testError: test === null ? null : 1 - test,
+    evaluations,
+    command: 'compress',
+    mode: str(report?.mode ?? options.mode ?? flags.mode ?? 'joint'),
+    method: str(report?.method ?? options.method ?? flags.method ?? 'di'),
+    objective: str(report?.objective ?? options.objective ?? flags.objective ?? 'size'),
+    flopsBudget: num(budgets.flopsBudget ?? options.flopsBudget ?? flags['flops-budget']),
+    macsSlimmed: num(macs.slimmed),
+    macsDense: num(macs.dense),
+    baselineTestAccuracy: num(obj(acc.baseline).test),
+    withinDrop: typeof acc.withinDrop === 'boolean' ? acc.withinDrop : null,
+  };
+}
+
+/**
+ * One row from a run directory (report.json, else config.json, else the sweep's flags). `command` is the sweep's
+ * (a run folder that says it is a compress run is read as one whatever it is).
+ */
+export function summaryRow(sweepDir: string, run: { id: string; flags: Flags; dir: string }, state: StateLike | null, command?: string): SummaryRow {
   const runDir = join(sweepDir, run.dir);
   const report = readJson(join(runDir, 'report.json'));
   const config = readJson(join(runDir, 'config.json'));
@@ -78,12 +130,18 @@ export function summaryRow(sweepDir: string, run: { id: string; flags: Flags; di
     runDir: run.dir,
   };
   if (status === 'failed' && last?.error) row.error = last.error;
-  return row;
+  const isCompress = (config?.command ?? report?.command ?? command) === 'compress';
+  return isCompress ? compressFields(row, report, options, run.flags) : row;
 }
 
-export function buildSummary(sweepDir: string, runs: { id: string; flags: Flags; dir: string }[], stateOf: (id: string) => StateLike | null): SummaryRow[] {
-  return runs.map((r) => summaryRow(sweepDir, r, existsSync(join(sweepDir, 'state', `${r.id}.json`)) ? stateOf(r.id) : null));
+/** Rows of every run; `command` defaults to the one the sweep folder's sweep.json names. */
+export function buildSummary(sweepDir: string, runs: { id: string; flags: Flags; dir: string }[], stateOf: (id: string) => StateLike | null, command?: string): SummaryRow[] {
+  const cmd = command ?? str(readJson(join(sweepDir, 'sweep.json'))?.command);
+  return runs.map((r) => summaryRow(sweepDir, r, existsSync(join(sweepDir, 'state', `${r.id}.json`)) ? stateOf(r.id) : null, cmd));
 }
+
+/** Whether rows are of compress runs (they get the compress columns). */
+const isCompressTable = (rows: SummaryRow[]) => rows.length > 0 && rows.every((r) => r.command === 'compress');
 
 const CSV_COLUMNS: [string, (r: SummaryRow) => string | number | null][] = [
   ['id', (r) => r.id],
@@ -106,6 +164,32 @@ const CSV_COLUMNS: [string, (r: SummaryRow) => string | number | null][] = [
   ['error', (r) => r.error ?? ''],
 ];
 
+const COMPRESS_CSV_COLUMNS: [string, (r: SummaryRow) => string | number | null][] = [
+  ['id', (r) => r.id],
+  ['status', (r) => r.status],
+  ['model', (r) => r.model],
+  ['mode', (r) => r.mode ?? ''],
+  ['method', (r) => r.method ?? ''],
+  ['seed', (r) => r.seed],
+  ['objective', (r) => r.objective ?? ''],
+  ['max_acc_drop', (r) => r.maxAccDrop],
+  ['flops_budget', (r) => r.flopsBudget ?? null],
+  ['compression', (r) => r.compression],
+  ['non_zero', (r) => r.nonZero],
+  ['params', (r) => r.params],
+  ['macs_slimmed', (r) => r.macsSlimmed ?? null],
+  ['macs_dense', (r) => r.macsDense ?? null],
+  ['validation_accuracy', (r) => r.validationAccuracy],
+  ['test_accuracy', (r) => r.testAccuracy],
+  ['baseline_test_accuracy', (r) => r.baselineTestAccuracy ?? null],
+  ['within_drop', (r) => (typeof r.withinDrop === 'boolean' ? String(r.withinDrop) : null)],
+  ['wall_time_s', (r) => (r.wallTimeMs === null ? null : Math.round(r.wallTimeMs) / 1000)],
+  ['backend', (r) => r.backend],
+  ['evaluations', (r) => r.evaluations],
+  ['attempts', (r) => r.attempts],
+  ['error', (r) => r.error ?? ''],
+];
+
 function csvCell(v: string | number | null): string {
   if (v === null) return '';
   const s = String(v);
@@ -113,7 +197,8 @@ function csvCell(v: string | number | null): string {
 }
 
 export function summaryCsv(rows: SummaryRow[]): string {
-  return [CSV_COLUMNS.map((c) => c[0]).join(','), ...rows.map((r) => CSV_COLUMNS.map(([, f]) => csvCell(f(r))).join(','))].join('\n') + '\n';
+  const columns = isCompressTable(rows) ? COMPRESS_CSV_COLUMNS : CSV_COLUMNS;
+  return [columns.map((c) => c[0]).join(','), ...rows.map((r) => columns.map(([, f]) => csvCell(f(r))).join(','))].join('\n') + '\n';
 }
 
 export function formatDuration(ms: number | null): string {
@@ -142,14 +227,48 @@ export const TABLE_COLUMNS: [string, (r: SummaryRow) => string][] = [
   ['status', (r) => r.status + (r.error ? `: ${r.error}` : '')],
 ];
 
+/** 1234567 → 1.23M: MAC counts in the table. */
+function count(n: number): string {
+  if (n >= 1e9) return `${(n / 1e9).toFixed(2)}G`;
+  if (n >= 1e6) return `${(n / 1e6).toFixed(2)}M`;
+  if (n >= 1e4) return `${(n / 1e3).toFixed(1)}k`;
+  return String(n);
+}
+
+/** Columns of the human-readable table of a compress sweep. */
+export const COMPRESS_TABLE_COLUMNS: [string, (r: SummaryRow) => string][] = [
+  ['id', (r) => r.id],
+  ['model', (r) => r.model],
+  ['mode', (r) => r.mode ?? ''],
+  ['method', (r) => r.method ?? ''],
+  ['seed', (r) => (r.seed === null ? '' : String(r.seed))],
+  ['compression', (r) => (r.compression === null ? '' : `${r.compression.toFixed(2)}x`)],
+  ['non-zeros', (r) => (r.nonZero === null ? '' : String(r.nonZero))],
+  ['MACs slimmed/dense', (r) => (r.macsSlimmed == null || r.macsDense == null ? '' : `${count(r.macsSlimmed)} / ${count(r.macsDense)} (${pct(r.macsSlimmed / r.macsDense)})`)],
+  ['test accuracy', (r) => pct(r.testAccuracy)],
+  ['baseline test', (r) => pct(r.baselineTestAccuracy ?? null)],
+  ['within drop', (r) => (r.withinDrop == null ? '' : r.withinDrop ? 'yes' : 'no')],
+  ['wall time', (r) => formatDuration(r.wallTimeMs)],
+  ['backend', (r) => r.backend],
+  ['status', (r) => r.status + (r.error ? `: ${r.error}` : '')],
+];
+
+/** The table's columns for these rows, and which of them are right-aligned (numbers). */
+export function tableColumns(rows: SummaryRow[]): { columns: [string, (r: SummaryRow) => string][]; numeric: Set<string> } {
+  return isCompressTable(rows)
+    ? { columns: COMPRESS_TABLE_COLUMNS, numeric: new Set(['compression', 'non-zeros', 'MACs slimmed/dense', 'test accuracy', 'baseline test', 'wall time']) }
+    : { columns: TABLE_COLUMNS, numeric: new Set(['compression', 'test accuracy', 'test error', 'wall time']) };
+}
+
 export function summaryMarkdown(rows: SummaryRow[], opts: { name?: string } = {}): string {
   const esc = (s: string) => s.replace(/\|/g, '\\|').replace(/\n/g, ' ');
-  const head = TABLE_COLUMNS.map((c) => c[0]);
+  const { columns, numeric } = tableColumns(rows);
+  const head = columns.map((c) => c[0]);
   const lines = [
     ...(opts.name ? [`## Sweep ${opts.name}`, ''] : []),
     `| ${head.join(' | ')} |`,
-    `|${head.map((h, i) => (i >= 5 && i <= 8 ? '---:' : '---')).join('|')}|`,
-    ...rows.map((r) => `| ${TABLE_COLUMNS.map(([, f]) => esc(f(r))).join(' | ')} |`),
+    `|${head.map((h) => (numeric.has(h) ? '---:' : '---')).join('|')}|`,
+    ...rows.map((r) => `| ${columns.map(([, f]) => esc(f(r))).join(' | ')} |`),
   ];
   const done = rows.filter((r) => r.status === 'finished').length;
   lines.push('', `${done}/${rows.length} runs finished.`);

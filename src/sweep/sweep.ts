@@ -1,5 +1,6 @@
 /**
- * Resumable sweeps: many `prunus search` runs as child processes, several at once, in one sweep directory.
+ * Resumable sweeps: many `prunus search` or `prunus compress` runs (the sweep's `command`) as child processes,
+ * several at once, in one sweep directory.
  *
  *   <sweep>/sweep.json          the resolved sweep (spec, runs with ids and flags), written atomically
  *   <sweep>/runs/<id>/          each run's own run directory (config.json, events.jsonl, report.json, ...)
@@ -10,7 +11,7 @@
  *
  * What is on disk decides what happens to a run, so a sweep killed at any moment (SIGKILL included) carries on
  * when started again: report.json present → finished, never run again; config.json without report.json →
- * interrupted, continued with `prunus resume`; otherwise started with `prunus search`. A run whose process
+ * interrupted, continued with `prunus resume`; otherwise started with `prunus <command>`. A run whose process
  * outlived a killed sweep is waited for, not started twice. Runs that failed are tried again on the next start.
  */
 import { spawn } from 'node:child_process';
@@ -24,6 +25,7 @@ import { processesUsing, sleep } from './procs.js';
 import { acquireLease } from '../../foundation/lease.js';
 import { identify, isAlive } from '../../foundation/process.js';
 import { expandRuns, flagsToArgv, parseSweepText, validateSweepSpec, type Flags, type SweepRun, type SweepSpec } from './spec.js';
+import { commandFlagNames, isSweepCommand, sweepCommand } from './commands.js';
 import { buildSummary, summaryCsv, summaryMarkdown, type SummaryRow } from './summary.js';
 
 export interface SweepOptions {
@@ -50,7 +52,8 @@ export interface SweepOptions {
   pollMs?: number;
 }
 
-export type RunAction = 'search' | 'resume';
+/** How a run was started: its command (a fresh run) or `resume` (an interrupted one). */
+export type RunAction = 'search' | 'compress' | 'resume';
 
 export type SweepEvent =
   | { type: 'start'; name: string; dir: string; total: number; finished: number; parallel: number; workers: number }
@@ -131,13 +134,8 @@ export function defaultExec(): string[] {
 
 /** Flag names `prunus <command>` accepts, or null when they cannot be known (custom exec, module not built). */
 async function knownFlags(command: string, customExec: boolean): Promise<Set<string> | null> {
-  if (customExec || command !== 'search') return null;
-  try {
-    const mod = (await import('../pipeline/flags.js')) as { SEARCH_FLAGS?: Record<string, unknown> };
-    return mod.SEARCH_FLAGS ? new Set(Object.keys(mod.SEARCH_FLAGS)) : null;
-  } catch {
-    return null;
-  }
+  if (customExec || !isSweepCommand(command)) return null;
+  return commandFlagNames(command);
 }
 
 interface Loaded {
@@ -208,22 +206,6 @@ function canonicalFlags(f: Flags): string {
   return JSON.stringify(Object.keys(f).sort().map((k) => [k, f[k]]));
 }
 
-/** Runs with the same reference key would train the same reference model; they are not started side by side. */
-function referenceKey(flags: Flags): string | null {
-  if (flags.reference !== undefined) return null;
-  const k = ['model', 'seed', 'dataset', 'split-seed', 'train-order', 'reference-iterations', 'batch-size', 'quick', 'backend', 'data-dir'];
-  return JSON.stringify(k.map((x) => flags[x] ?? null));
-}
-
-/** Whether a run has got past its reference training (its first phase event is written). */
-function pastReference(runDir: string): boolean {
-  try {
-    return /"type"\s*:\s*"phase"/.test(readFileSync(join(runDir, 'events.jsonl'), 'utf8'));
-  } catch {
-    return false;
-  }
-}
-
 function lastLine(path: string): string {
   try {
     const lines = readFileSync(path, 'utf8').split('\n').map((l) => l.trim()).filter((l) => l.length > 0 && !l.startsWith('--- attempt'));
@@ -268,11 +250,12 @@ export async function resolveSweep(input: string | SweepSpec, opts: SweepOptions
   const explicitWorkers = typeof spec.base?.workers === 'number' ? spec.base.workers : null;
   const parallel = opts.parallel ?? spec.parallel ?? Math.max(1, Math.floor(cores / Math.max(1, explicitWorkers ?? 1)));
   const workers = explicitWorkers ?? Math.max(1, Math.floor(cores / parallel));
+  const cmd = sweepCommand(command);
   const resolvedRuns = runs.map((r) => {
     const runDir = join(dir, 'runs', r.id);
     const flags = { ...r.flags };
     const argv = [command, ...flagsToArgv(flags)];
-    if (flags.workers === undefined) argv.push('--workers', String(workers));
+    if (flags.workers === undefined && cmd.takesWorkers(flags)) argv.push('--workers', String(workers));
     // Sharded training steps get the same share of the cores as the evaluator (results do not depend on it).
     if (flags['train-threads'] === undefined) argv.push('--train-threads', String(workers));
     argv.push('--out', runDir, '--json');
@@ -310,6 +293,7 @@ export async function sweep(input: string | SweepSpec, opts: SweepOptions = {}):
     const loadState = (r: SweepRun): RunState => readJson<RunState>(statePath(r.id)) ?? { id: r.id, flags: r.flags, attempts: [] };
     const saveState = (st: RunState) => writeJsonAtomic(statePath(st.id), st);
     const reportOf = (r: { dir: string }) => join(dir, r.dir, 'report.json');
+    const cmd = sweepCommand(resolved.command);
 
     const finishedAtStart = resolved.runs.filter((r) => existsSync(reportOf(r))).length;
     emit({ type: 'start', name: resolved.name, dir, total: resolved.runs.length, finished: finishedAtStart, parallel: resolved.parallel, workers: resolved.workers });
@@ -357,8 +341,8 @@ export async function sweep(input: string | SweepSpec, opts: SweepOptions = {}):
         emit({ type: 'run-end', id: r.id, status: 'finished', code: null, signal: null, wallMs: 0 });
         return;
       }
-      const action: RunAction = existsSync(join(runDir, 'config.json')) ? 'resume' : 'search';
-      const argv = action === 'search' ? r.argv : ['resume', runDir, '--json'];
+      const action: RunAction = existsSync(join(runDir, 'config.json')) ? 'resume' : cmd.name;
+      const argv = action === 'resume' ? ['resume', runDir, '--json'] : r.argv;
       const logPath = join(dir, 'logs', `${r.id}.log`);
       const outPath = join(dir, 'logs', `${r.id}.stdout.json`);
       const n = st.attempts.length + 1;
@@ -409,12 +393,12 @@ export async function sweep(input: string | SweepSpec, opts: SweepOptions = {}):
       emit({ type: 'run-end', id: r.id, status, code: ex.code, signal: ex.signal, ...(error ? { error } : {}), wallMs: Date.now() - t0 });
     };
 
-    // Scheduler: up to `parallel` runs at once; a run that would train the same reference as one still training it
-    // waits (it then finds the cached reference), unless nothing else is left to start.
+    // Scheduler: up to `parallel` runs at once; a run that would train the same reference (search) or baseline
+    // (compress) as one still training it waits (it then finds it cached), unless nothing else is left to start.
     const blocked = (r: (typeof resolved.runs)[number]) => {
-      const key = referenceKey(r.flags);
+      const key = cmd.sharedTrainingKey(r.flags);
       if (key === null) return false;
-      for (const o of running.values()) if (o.key === key && !pastReference(join(dir, o.run.dir))) return true;
+      for (const o of running.values()) if (o.key === key && !cmd.pastSharedTraining(join(dir, o.run.dir))) return true;
       return false;
     };
     try {
@@ -425,7 +409,7 @@ export async function sweep(input: string | SweepSpec, opts: SweepOptions = {}):
           if (i < 0) break;
           const r = pending.splice(i, 1)[0]!;
           const slot: { child?: ReturnType<typeof spawn> } = {};
-          const entry = { run: r, key: referenceKey(r.flags), done: Promise.resolve(), get child() { return slot.child; } };
+          const entry = { run: r, key: cmd.sharedTrainingKey(r.flags), done: Promise.resolve(), get child() { return slot.child; } };
           entry.done = runOne(r, slot).finally(() => running.delete(r.id));
           running.set(r.id, entry);
         }
@@ -437,7 +421,7 @@ export async function sweep(input: string | SweepSpec, opts: SweepOptions = {}):
       opts.signal?.removeEventListener('abort', onAbort);
     }
 
-    const rows = buildSummary(dir, resolved.runs, (id) => readJson<RunState>(statePath(id)));
+    const rows = buildSummary(dir, resolved.runs, (id) => readJson<RunState>(statePath(id)), resolved.command);
     const files = {
       sweep: join(dir, SWEEP_FILE),
       csv: join(dir, 'summary.csv'),
