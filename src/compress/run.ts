@@ -36,7 +36,7 @@ import { evaluateAccuracy } from '../train/evaluate.js';
 import { search as olmpSearch, resume as olmpResume } from '../pipeline/run.js';
 import type { OlmpReport, PipelineHooks } from '../pipeline/olmp.js';
 import { channelsView, defaultCompressConfig, validateCompressConfig, type CompressConfig, type CompressMode, type CompressObjective } from './config.js';
-import { searchJoint, paretoFront, type JointOutcome } from './search.js';
+import { searchJoint, paretoFront, type JointOutcome, type JointSettings } from './search.js';
 import { recalibratedEvaluator } from './recalibrated.js';
 import { finishRun, type CompressReport } from './finish.js';
 import type { MethodName } from '../channels/config.js';
@@ -245,7 +245,7 @@ async function runStages(runDir: string, runFile: CompressRunFile, backend: Back
 
 /** search.json. */
 export interface SearchFile {
-  settings: Record<string, unknown>;
+  settings: JointSettings;
   baselineValidationAccuracy: number;
   scores: 'method';
   outcome: JointOutcome;
@@ -269,19 +269,13 @@ async function jointStage(ctx: StageContext): Promise<SearchFile> {
     if (evaluator) await evaluator.setContext(context);
     else log(`search: BatchNorm statistics of every candidate re-estimated on ${cfg.bnRecalibration}×64 scoring images`);
     const evaluate = evaluator ?? recalibratedEvaluator(context, { batches: cfg.bnRecalibration, batchSize: 64, set: data.score, seed: cfg.seed }, cfg.evalBatch);
-    const settings = {
+    const settings: JointSettings = {
+      ...cfg.search,
       objective: cfg.objective,
       flopsBudget: cfg.flopsBudget,
       targetCompression: cfg.targetCompression,
       maxAccDrop: cfg.search.maxAccDrop ?? 2 * cfg.maxAccDrop,
       baselineAccuracy: ctx.baseline.validationAccuracy,
-      popSize: cfg.search.popSize,
-      budget: cfg.search.budget,
-      lower: cfg.search.lower,
-      upper: cfg.search.upper,
-      crateLower: cfg.search.crateLower,
-      crateUpper: cfg.search.crateUpper,
-      crateStart: cfg.search.crateStart,
       searchCrates: cfg.mode === 'joint',
       seed: cfg.seed,
     };

@@ -19,25 +19,20 @@
 import type { Architecture } from '../../models/graph.js';
 import { type ChannelGroup, configCost, denseCost, keepCounts, keptIndices, masksFromScores } from '../../models/channels.js';
 import type { Evaluator } from '../../evaluators/index.js';
-import { createOptimizer, runOptimizer, type EvalResult } from '../../search/index.js';
+import { createOptimizer, isBetter, runOptimizer, type EvalResult } from '../../search/index.js';
 import { uniformRatioForBudget } from '../channels/search.js';
-import type { CompressObjective } from './config.js';
+import type { CompressObjective, JointSearchBudget } from './config.js';
 import type { JointCandidate } from './candidate.js';
 
-export interface JointSettings {
+/** The search budget and bounds of the config (JointSearchBudget), the run's constraints, and what is searched. */
+export interface JointSettings extends Omit<JointSearchBudget, 'maxAccDrop'> {
   objective: CompressObjective;
   flopsBudget: number | null;
   targetCompression: number | null;
+  /** Allowed validation-accuracy loss of a candidate before finetuning. */
   maxAccDrop: number;
   /** Validation accuracy of the unpruned network on the evaluation images. */
   baselineAccuracy: number;
-  popSize: number;
-  budget: number;
-  lower: number;
-  upper: number;
-  crateLower: number;
-  crateUpper: number;
-  crateStart: number;
   /** false: crates stay 0 and only keep ratios are searched (channel pruning alone). */
   searchCrates: boolean;
   seed: number;
@@ -97,9 +92,6 @@ export function jointResult(s: Pick<JointSettings, 'flopsBudget' | 'targetCompre
   const v = Math.max(p.accShortfall > 1e-12 ? Math.min(1, p.accShortfall) : 0, compShortfall);
   return v > 0 ? { fitness, feasible: false, violation: v } : { fitness, feasible: true, violation: 0 };
 }
-
-const better = (a: EvalResult, b: EvalResult) =>
-  a.feasible !== b.feasible ? a.feasible : !a.feasible ? a.violation < b.violation || (a.violation === b.violation && a.fitness < b.fitness) : a.fitness < b.fitness;
 
 /**
  * Runs the joint search. `evaluator` must hold the context (reference weights, all-ones masks, the reference's
@@ -191,7 +183,7 @@ export async function searchJoint(
     opt,
     async (us) => {
       const ps = await evalMany(us);
-      for (const p of ps) if (better(p.result, best.result)) best = p;
+      for (const p of ps) if (isBetter(p.result, best.result)) best = p;
       return ps.map((p) => p.result);
     },
     {
