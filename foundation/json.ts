@@ -12,3 +12,17 @@ export function readJsonObject(file: string): Record<string, unknown> {
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new UsageError(`${file}: expected a JSON object`);
   return raw as Record<string, unknown>;
 }
+
+/**
+ * `over` laid on `base` in place: undefined values are skipped; a plain object laid on a plain object is merged one
+ * level deep (so `{ search: { budget: 9 } }` keeps the other search settings). Returns `base`.
+ */
+export function mergeOneLevel<T extends object>(base: T, over: object): T {
+  const b = base as Record<string, unknown>;
+  const plain = (x: unknown): x is Record<string, unknown> => typeof x === 'object' && x !== null && !Array.isArray(x);
+  for (const [k, v] of Object.entries(over)) {
+    if (v === undefined) continue;
+    b[k] = plain(b[k]) && plain(v) ? { ...b[k], ...v } : v;
+  }
+  return base;
+}

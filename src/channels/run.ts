@@ -17,6 +17,7 @@ import { writeModelFiles } from '../../models/io.js';
 import { toTensors, forward, disposeModelTensors } from '../../models/forward.js';
 import { initBackend, backendRecord, describeBackend, type BackendName } from '../../backends/backend.js';
 import { writeDirAtomic, writeFile } from '../../foundation/atomic.js';
+import { mergeOneLevel } from '../../foundation/json.js';
 import { runVersions, utcStamp } from '../run-dir.js';
 import { UsageError } from '../../foundation/errors.js';
 import { defaultChannelsConfig, validateChannelsConfig, type ChannelsConfig, type MethodName, type Objective } from './config.js';
@@ -123,15 +124,9 @@ export interface ChannelsReport {
 export function resolveChannelsConfig(opts: ChannelsOptions): ChannelsConfig {
   const base = defaultChannelsConfig(opts.model, opts.method, Boolean(opts.quick));
   const c: ChannelsConfig = { ...base };
-  if (opts.flopsBudget !== undefined) c.flopsBudget = opts.flopsBudget;
-  if (opts.maxAccDrop !== undefined) c.maxAccDrop = opts.maxAccDrop;
-  if (opts.objective !== undefined) c.objective = opts.objective;
-  if (opts.seed !== undefined) c.seed = opts.seed;
-  for (const [k, v] of Object.entries(opts.overrides ?? {})) {
-    if (v === undefined) continue;
-    const cur = (c as unknown as Record<string, unknown>)[k];
-    (c as unknown as Record<string, unknown>)[k] = cur && typeof cur === 'object' && !Array.isArray(cur) && typeof v === 'object' ? { ...cur, ...v } : v;
-  }
+  const { flopsBudget, maxAccDrop, objective, seed } = opts;
+  mergeOneLevel(c, { flopsBudget, maxAccDrop, objective, seed });
+  mergeOneLevel(c, opts.overrides ?? {});
   return validateChannelsConfig(c);
 }
 

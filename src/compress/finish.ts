@@ -97,17 +97,8 @@ function folderBytes(dir: string): ExportRecord {
   return { dir, bytes, gzipBytes };
 }
 
-function bestOf3(f: () => void): number {
-  let best = Infinity;
-  for (let i = 0; i < 3; i++) {
-    const t = performance.now();
-    f();
-    best = Math.min(best, performance.now() - t);
-  }
-  return best;
-}
-
-async function bestOf3Async(f: () => Promise<void>): Promise<number> {
+/** The fastest of three timed calls, in ms. */
+async function bestOf3(f: () => Promise<void> | void): Promise<number> {
   let best = Infinity;
   for (let i = 0; i < 3; i++) {
     const t = performance.now();
@@ -123,7 +114,7 @@ async function measureInference(arch: Architecture, params: ModelParams, masks: 
   const lm = await toLayersModel(exported.arch, exported.params);
   const [h, w, c] = set.shape;
   const per = h * w * c;
-  const tfjsMs = bestOf3(() => {
+  const tfjsMs = await bestOf3(() => {
     for (let s = 0; s < set.count; s += batch) {
       const n = Math.min(batch, set.count - s);
       tf.tidy(() => {
@@ -138,7 +129,7 @@ async function measureInference(arch: Architecture, params: ModelParams, masks: 
   let sparseMs: number;
   try {
     await ev.setContext({ arch, params, masks, stats: params.layers.map((l) => magnitudeStats(l)), data: set });
-    sparseMs = await bestOf3Async(async () => {
+    sparseMs = await bestOf3(async () => {
       await ev.evaluate([{ kind: 'masks', masks }]);
     });
   } finally {

@@ -16,12 +16,12 @@ import { join, resolve } from 'node:path';
 import { acquireLease } from '../../foundation/lease.js';
 import { appendFile, writeDirAtomic, writeJsonAtomic } from '../../foundation/atomic.js';
 import { truncateJsonl } from '../pipeline/checkpoint.js';
-import { readJsonObject } from '../../foundation/json.js';
+import { mergeOneLevel, readJsonObject } from '../../foundation/json.js';
 import { BackendMismatchError, UsageError } from '../../foundation/errors.js';
 import { resolveModel, fitToData } from '../../models/source.js';
 import '../../models/zoo-cnn.js';
 import { prunableOps, type Architecture } from '../../models/graph.js';
-import { channelGroups, type ChannelGroup } from '../../models/channels.js';
+import { channelGroups, keptIndices, type ChannelGroup } from '../../models/channels.js';
 import { slimModel } from '../../models/slim.js';
 import { onesMasks, sizeReport, type ModelParams } from '../../models/params.js';
 import { magnitudeStats } from '../../models/masks.js';
@@ -34,7 +34,7 @@ import { getBaseline, type Baseline } from '../channels/baseline.js';
 import { createMethod, type ChannelMethod } from '../channels/methods.js';
 import { evaluateAccuracy } from '../train/evaluate.js';
 import { search as olmpSearch, resume as olmpResume } from '../pipeline/run.js';
-import type { OlmpReport, PipelineHooks } from '../pipeline/olmp.js';
+import type { OlmpReport, PipelineHooks, RunFileConfig } from '../pipeline/olmp.js';
 import { channelsView, defaultCompressConfig, validateCompressConfig, type CompressConfig, type CompressMode, type CompressObjective } from './config.js';
 import { searchJoint, paretoFront, type JointOutcome, type JointSettings } from './search.js';
 import { recalibratedEvaluator } from './recalibrated.js';
@@ -72,35 +72,18 @@ export interface CompressOptions {
 /** How a session reports: stage lines, the OLMP stage's hooks, stage changes, events. */
 export type SessionHooks = Pick<CompressOptions, 'log' | 'hooks' | 'onStage' | 'onEvent'>;
 
-export interface CompressRunFile {
+/** config.json of a compress run: a search run's fields, the compress config as its options. */
+export interface CompressRunFile extends Omit<RunFileConfig, 'command' | 'options' | 'modelSource'> {
   command: 'compress';
-  model: string;
-  dataset: string;
-  seed: number;
-  backend: Record<string, unknown>;
-  backendRequested: BackendName;
-  versions: Record<string, string>;
   options: CompressConfig;
-  resultsRoot: string;
 }
 
 /** Defaults(model, method) < quick preset < explicit options < overrides. Validated. */
 export function resolveCompressConfig(opts: CompressOptions): CompressConfig {
   const c = defaultCompressConfig(opts.model, opts.method, Boolean(opts.quick), opts.mode ?? 'joint');
-  const given: Partial<CompressConfig> = {
-    ...(opts.objective !== undefined ? { objective: opts.objective } : {}),
-    ...(opts.maxAccDrop !== undefined ? { maxAccDrop: opts.maxAccDrop } : {}),
-    ...(opts.flopsBudget !== undefined ? { flopsBudget: opts.flopsBudget } : {}),
-    ...(opts.targetCompression !== undefined ? { targetCompression: opts.targetCompression } : {}),
-    ...(opts.timeBudget !== undefined ? { timeBudget: opts.timeBudget } : {}),
-    ...(opts.seed !== undefined ? { seed: opts.seed } : {}),
-    ...(opts.workers !== undefined ? { workers: opts.workers } : {}),
-  };
-  for (const [k, v] of Object.entries({ ...given, ...(opts.overrides ?? {}) })) {
-    if (v === undefined) continue;
-    const cur = (c as unknown as Record<string, unknown>)[k];
-    (c as unknown as Record<string, unknown>)[k] = cur && typeof cur === 'object' && !Array.isArray(cur) && v && typeof v === 'object' && !Array.isArray(v) ? { ...cur, ...v } : v;
-  }
+  const { objective, maxAccDrop, flopsBudget, targetCompression, timeBudget, seed, workers } = opts;
+  mergeOneLevel(c, { objective, maxAccDrop, flopsBudget, targetCompression, timeBudget, seed, workers });
+  mergeOneLevel(c, opts.overrides ?? {});
   return validateCompressConfig(c);
 }
 
@@ -247,7 +230,8 @@ async function runStages(runDir: string, runFile: CompressRunFile, backend: Back
 export interface SearchFile {
   settings: JointSettings;
   baselineValidationAccuracy: number;
-  scores: 'method';
+  /** The method's channel scores per group, which ranked the channels of every point (and the winner's). */
+  scores: number[][];
   outcome: JointOutcome;
   /** Indices into outcome.points of the Pareto front (non-zeros × MACs × validation accuracy). */
   pareto: number[];
@@ -286,7 +270,7 @@ async function jointStage(ctx: StageContext): Promise<SearchFile> {
     });
     const b = outcome.best;
     log(`search: keep ${b.keep.join(',')}, crates ${b.crates.map((c) => c.toFixed(3)).join(',')} (${b.result.feasible ? 'feasible' : 'infeasible'}), ${b.compression.toFixed(1)}x before finetuning`);
-    return { settings, baselineValidationAccuracy: ctx.baseline.validationAccuracy, scores: 'method', outcome, pareto: paretoFront(outcome.points) };
+    return { settings, baselineValidationAccuracy: ctx.baseline.validationAccuracy, scores: scores.map((g) => Array.from(g)), outcome, pareto: paretoFront(outcome.points) };
   } finally {
     await evaluator?.close();
   }
@@ -300,13 +284,15 @@ async function startStage(ctx: StageContext, searched: SearchFile | null, startD
   let meta: Record<string, unknown> = { source: 'baseline' };
   if (searched) {
     const keep = searched.outcome.best.keep;
-    // The scorers are deterministic: scoring again gives the scores the search ranked channels by.
-    const scores = method.score();
+    // The search's own scores (JSON keeps float32 values exactly); a score JSON could not hold (±Infinity, NaN, read
+    // back as null) means scoring again, which gives the same scores (the scorers are seeded).
+    const saved = searched.scores;
+    const scores = saved.every((g) => g.every((v) => typeof v === 'number')) ? saved.map((g) => Float32Array.from(g)) : method.score();
     const outcome = method.prune(keep, scores);
     const slim = slimModel(arch, groups, outcome.finetuned, outcome.masks);
     outArch = slim.arch;
     outParams = slim.params;
-    meta = { source: `${cfg.method} finetune`, keep, finetuneSteps: outcome.finetuneSteps, details: outcome.details, keptIndices: outcome.masks.map((m) => Array.from(m).flatMap((v, i) => (v ? [i] : []))) };
+    meta = { source: `${cfg.method} finetune`, keep, finetuneSteps: outcome.finetuneSteps, details: outcome.details, keptIndices: outcome.masks.map(keptIndices) };
   }
   const validation = evaluateAccuracy(outArch, outParams, null, data.validation, cfg.evalBatch).accuracy;
   const test = evaluateAccuracy(outArch, outParams, null, data.test, cfg.evalBatch).accuracy;

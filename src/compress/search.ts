@@ -121,26 +121,27 @@ export async function searchJoint(
     const decoded = us.map((u) => {
       const { ratios, crates } = decodePoint(groups, s, u, layers);
       const keep = keepCounts(groups, ratios);
-      return { keep, crates, key: `${keep.join(',')}|${crates.join(',')}` };
+      const macs = configCost(arch, groups, keep).macs;
+      const overBudget = s.flopsBudget !== null && macs / dense.macs - s.flopsBudget > 1e-12;
+      return { keep, crates, macs, overBudget, key: `${keep.join(',')}|${crates.join(',')}` };
     });
-    const fresh = decoded.filter((d, i) => !seen.has(d.key) && decoded.findIndex((o) => o.key === d.key) === i);
-    const macsOf = (keep: number[]) => configCost(arch, groups, keep).macs;
-    const toEval = fresh.filter((d) => s.flopsBudget === null || macsOf(d.keep) / dense.macs - s.flopsBudget <= 1e-12);
+    const keys = new Set<string>();
+    const fresh = decoded.filter((d) => !seen.has(d.key) && !keys.has(d.key) && keys.add(d.key));
+    const toEval = fresh.filter((d) => !d.overBudget);
     const cands: JointCandidate[] = toEval.map((d) => ({ kind: 'joint', kept: masksFromScores(groups, scores, d.keep).map(keptIndices), crates: d.crates }));
     const evals = cands.length ? await evaluator.evaluate(cands, { minCorrect: floorCorrect }) : [];
     evaluations += evals.length;
     for (const d of fresh) {
-      const j = toEval.indexOf(d);
-      const macs = macsOf(d.keep);
-      const macRatio = macs / dense.macs;
+      const macRatio = d.macs / dense.macs;
       let point: JointPoint;
-      if (j < 0) {
+      if (d.overBudget) {
         // Over the FLOPs budget: rejected without running it (its size is not known either; counted as dense).
         rejected++;
-        point = { keep: d.keep, crates: d.crates, nonZero: NaN, compression: NaN, macs, sparseMacs: NaN, accuracy: null, result: jointResult(s, { sizeRatio: 1, macRatio, compression: 1, accShortfall: 0 }) };
+        point = { keep: d.keep, crates: d.crates, nonZero: NaN, compression: NaN, macs: d.macs, sparseMacs: NaN, accuracy: null, result: jointResult(s, { sizeRatio: 1, macRatio, compression: 1, accShortfall: 0 }) };
       } else {
-        const e = evals[j]!;
+        const e = evals[toEval.indexOf(d)]!;
         if (e.earlyExit) earlyExits++;
+        // Correct answers it could still reach (an early exit stops once that is below the floor).
         const upper = e.earlyExit ? e.correct + (e.count - e.evaluated) : e.correct;
         const compression = totalParams / e.nonZero;
         point = {
@@ -148,10 +149,10 @@ export async function searchJoint(
           crates: d.crates,
           nonZero: e.nonZero,
           compression,
-          macs,
+          macs: d.macs,
           sparseMacs: e.macs,
           accuracy: e.earlyExit ? null : e.correct / e.count,
-          result: jointResult(s, { sizeRatio: e.nonZero / totalParams, macRatio, compression, accShortfall: e.earlyExit || upper < floorCorrect ? Math.max((floorCorrect - upper) / evalCount, 1 / evalCount) : 0 }),
+          result: jointResult(s, { sizeRatio: e.nonZero / totalParams, macRatio, compression, accShortfall: Math.max(0, floorCorrect - upper) / evalCount }),
         };
       }
       seen.set(d.key, point);
